@@ -1,0 +1,42 @@
+"""The `resnet-cifar` command line: one subcommand per module in `resnet_cifar.commands`.
+
+Each command module exposes HELP (one line), add_arguments(parser) and
+run(args) -> exit code. A UserError becomes one line on stderr and exit code 2,
+so a typo never shows a traceback; Ctrl-C exits with 130.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from resnet_cifar.errors import UserError
+
+# Listed in the order `resnet-cifar --help` shows them.
+COMMANDS = ("models",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="resnet-cifar",
+        description="Define, train, evaluate and use ResNets on CIFAR-10/100 and folders of images.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"resnet_cifar.commands.{name}")
+        sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except UserError as error:
+        print(f"resnet-cifar {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"resnet-cifar {args.command}: interrupted", file=sys.stderr)
+        return 130

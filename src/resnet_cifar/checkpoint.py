@@ -1,0 +1,124 @@
+"""Checkpoint files: written atomically, read without running code, turned back into models.
+
+A checkpoint is a dict saved with torch.save. The keys every reader relies on:
+
+    format_version  int, FORMAT_VERSION
+    model_name      str, a name from list_models()
+    model_kwargs    dict for create_model: num_classes, stem, shortcut, ...
+    model           state_dict with plain keys (no "module." or "_orig_mod." prefix)
+    classes         list of class names, index = label
+    preprocessing   {"image_size": stored image side, "input_size": side the model sees,
+                     "mean": [r, g, b], "std": [r, g, b]} on the 0-1 pixel scale
+    ema             state_dict of the weight average, or None
+
+Training adds its own state (optimizer, scheduler, RNG, epoch, step, config, ...);
+everything stored must be loadable with torch.load(weights_only=True), which
+refuses pickled code, so a downloaded checkpoint cannot run anything.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from resnet_cifar.errors import UserError
+from resnet_cifar.models import create_model
+
+FORMAT_VERSION = 1
+REQUIRED_KEYS = ("format_version", "model_name", "model_kwargs", "model", "classes", "preprocessing")
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
+    """Write to a temporary file beside `path`, then rename: a crash never leaves half a checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The checkpoint dict at `path`, or a UserError saying in one sentence why it cannot be used."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; pass a checkpoint file such as {path / 'checkpoints' / 'best.pt'}.")
+    if not path.is_file():
+        raise UserError(f"Checkpoint {path} does not exist; check the path.")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise UserError(
+            f"{path} holds Python objects other than tensors and plain values, so it was not loaded "
+            "(it could run code); use a checkpoint written by `resnet-cifar train`."
+        ) from error
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
+        raise UserError(f"{path} is not a readable checkpoint (truncated or corrupt); use another copy.") from error
+    missing = [key for key in REQUIRED_KEYS if not isinstance(checkpoint, dict) or key not in checkpoint]
+    if missing:
+        raise UserError(f"{path} is not a resnet-cifar checkpoint (missing {', '.join(missing)}).")
+    if checkpoint["format_version"] > FORMAT_VERSION:
+        raise UserError(
+            f"{path} was written by a newer resnet-cifar (format {checkpoint['format_version']}); upgrade to read it."
+        )
+    return checkpoint
+
+
+def plain_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Remove the prefixes DistributedDataParallel and torch.compile add to parameter names."""
+    plain = {}
+    for key, value in state_dict.items():
+        for prefix in _WRAPPER_PREFIXES:
+            while key.startswith(prefix):
+                key = key[len(prefix):]
+        plain[key] = value
+    return plain
+
+
+def load_model_state(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
+    """Strictly load weights, turning a shape or name mismatch into one sentence naming `source`."""
+    state_dict = plain_state_dict(state_dict)
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    wrong_shape = [k for k in own if k in state_dict and own[k].shape != state_dict[k].shape]
+    if missing or unexpected or wrong_shape:
+        details = []
+        if wrong_shape:
+            key = wrong_shape[0]
+            details.append(f"{key} has shape {tuple(state_dict[key].shape)}, expected {tuple(own[key].shape)}")
+        if missing:
+            details.append(f"{len(missing)} weights missing such as {missing[0]}")
+        if unexpected:
+            details.append(f"{len(unexpected)} unexpected weights such as {unexpected[0]}")
+        raise UserError(f"{source} does not fit this model ({'; '.join(details)}); use weights of the same model and class count.")
+    model.load_state_dict(state_dict)
+
+
+def build_model(checkpoint: dict[str, Any], *, use_ema: bool = True) -> nn.Module:
+    """The model a checkpoint describes, with its weights (the EMA ones when present and wanted).
+
+    The model also carries `classes` and `preprocessing` from the checkpoint, and
+    `uses_ema` saying which weights were loaded, so inference needs nothing else.
+    """
+    model = create_model(checkpoint["model_name"], **checkpoint["model_kwargs"])
+    ema = checkpoint.get("ema") if use_ema else None
+    load_model_state(model, ema if ema is not None else checkpoint["model"], f"checkpoint of {checkpoint['model_name']}")
+    model.classes = list(checkpoint["classes"])
+    model.preprocessing = dict(checkpoint["preprocessing"])
+    model.uses_ema = ema is not None
+    return model
+
+
+def load_checkpoint(path: str | Path, *, use_ema: bool = True, device: str | torch.device = "cpu") -> nn.Module:
+    """A model ready for inference (eval mode, on `device`) from a `resnet-cifar train` checkpoint."""
+    model = build_model(read_checkpoint(path), use_ema=use_ema)
+    return model.to(device).eval()

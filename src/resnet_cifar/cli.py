@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from resnet_cifar.errors import UserError
@@ -37,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"resnet-cifar {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`resnet-cifar models | head`): stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(f"resnet-cifar {args.command}: interrupted", file=sys.stderr)
         return 130

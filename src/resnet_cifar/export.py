@@ -1,0 +1,117 @@
+"""ONNX and TorchScript files of a trained model, checked against PyTorch before they are kept.
+
+Each file carries what a deployment needs besides the weights, so it can be used
+without this package: the class names and the preprocessing (image_size,
+input_size, mean, std), as ONNX metadata_props or TorchScript extra files, each
+value a JSON string. Both formats accept any batch size.
+
+ONNX goes through torch.export (`dynamo=True`), the exporter PyTorch develops
+and defaults to since 2.9; the older TorchScript-based one warns that it will be
+removed. TorchScript is traced, because `torch.jit.script` cannot compile the
+model's loop over stages; PyTorch has deprecated TorchScript too, so ONNX is the
+format to prefer.
+"""
+from __future__ import annotations
+
+import copy
+import importlib
+import json
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from resnet_cifar.errors import UserError
+
+FORMATS = ("onnx", "torchscript")
+# Largest absolute logit difference allowed between the exported file and PyTorch (fp32, CPU).
+TOLERANCE = 1e-4
+
+
+def metadata(model: nn.Module) -> dict[str, str]:
+    """What a deployment needs to turn an image into the model's input, and its outputs into names."""
+    preprocessing = model.preprocessing
+    return {
+        "classes": json.dumps(list(model.classes)),
+        "image_size": json.dumps(int(preprocessing["image_size"])),
+        "input_size": json.dumps(int(preprocessing["input_size"])),
+        "mean": json.dumps([float(v) for v in preprocessing["mean"]]),
+        "std": json.dumps([float(v) for v in preprocessing["std"]]),
+    }
+
+
+def example_batch(model: nn.Module, batch_size: int) -> torch.Tensor:
+    size = int(model.preprocessing["input_size"])
+    return torch.randn(batch_size, 3, size, size, generator=torch.Generator().manual_seed(batch_size))
+
+
+def export(model: nn.Module, path: str | Path, fmt: str) -> float:
+    """Write `model` (from load_checkpoint) to `path` as `fmt`; return the largest logit difference to PyTorch.
+
+    The check runs a batch of a different size than the one exported with, so
+    it also proves the batch dimension is free. A file that disagrees by
+    TOLERANCE or more is deleted and a RuntimeError raised: that is a bug, not
+    something the user can fix.
+    """
+    if fmt not in FORMATS:
+        raise UserError(f"Unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}.")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = copy.deepcopy(model).cpu().float().eval()
+    difference = export_onnx(model, path) if fmt == "onnx" else export_torchscript(model, path)
+    if not difference < TOLERANCE:
+        path.unlink(missing_ok=True)
+        raise RuntimeError(
+            f"The {fmt} export differs from PyTorch by {difference:.2e} (limit {TOLERANCE:.0e}); no file was kept."
+        )
+    return difference
+
+
+def _require(*modules: str):
+    try:
+        return [importlib.import_module(name) for name in modules]
+    except ImportError as error:
+        raise UserError(
+            f"ONNX export needs the {error.name} package; install it with pip install 'resnet-cifar[export]'."
+        ) from error
+
+
+def export_onnx(model: nn.Module, path: Path) -> float:
+    onnx, onnxruntime, _ = _require("onnx", "onnxruntime", "onnxscript")
+    torch.onnx.export(
+        model,
+        (example_batch(model, 2),),
+        path,
+        dynamo=True,
+        input_names=["images"],
+        output_names=["logits"],
+        dynamic_shapes=({0: torch.export.Dim("batch")},),
+        external_data=False,
+        verbose=False,
+    )
+    proto = onnx.load(path)
+    for key, value in metadata(model).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(proto)
+    onnx.save(proto, path)
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = example_batch(model, 3)
+    [onnx_logits] = session.run(None, {"images": x.numpy()})
+    with torch.no_grad():
+        expected = model(x)
+    return (torch.from_numpy(onnx_logits) - expected).abs().max().item()
+
+
+def export_torchscript(model: nn.Module, path: Path) -> float:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated")
+        with torch.no_grad():
+            traced = torch.jit.trace(model, example_batch(model, 2), check_trace=False)
+        torch.jit.save(traced, str(path), _extra_files=metadata(model))
+        loaded = torch.jit.load(str(path))
+    x = example_batch(model, 3)
+    with torch.no_grad():
+        return (loaded(x) - model(x)).abs().max().item()

@@ -1,0 +1,98 @@
+"""`resnet-cifar export`: ONNX and TorchScript files that agree with PyTorch and carry their metadata."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import resnet_cifar.export
+from checkpoints import CIFAR10_CLASSES, CIFAR10_PREPROCESSING, write_checkpoint
+from resnet_cifar import load_checkpoint
+from resnet_cifar.cli import main
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return write_checkpoint(tmp_path_factory.mktemp("run") / "model.pt", ema=True)
+
+
+@pytest.fixture(scope="module")
+def onnx_export(checkpoint, tmp_path_factory):
+    """Export once through the CLI; return the file and what the command printed."""
+    path = tmp_path_factory.mktemp("export") / "model.onnx"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["export", str(checkpoint), "--format", "onnx", "--output", str(path)]) == 0
+    return path, out.getvalue()
+
+
+def reference_logits(checkpoint, x: torch.Tensor) -> np.ndarray:
+    with torch.no_grad():
+        return load_checkpoint(checkpoint)(x).numpy()
+
+
+def test_onnx_matches_pytorch_at_any_batch_size(checkpoint, onnx_export):
+    import onnxruntime
+
+    path, printed = onnx_export
+    figure = float(re.search(r"Max abs logit difference to PyTorch \(fp32, CPU\): (\S+)", printed)[1])
+    assert figure < 1e-4
+    assert "EMA weights" in printed
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].name == "images"
+    for batch in (1, 5):
+        x = torch.randn(batch, 3, 32, 32)
+        [logits] = session.run(None, {"images": x.numpy()})
+        assert np.abs(logits - reference_logits(checkpoint, x)).max() < 1e-4
+
+
+def test_onnx_metadata(onnx_export):
+    import onnx
+
+    props = {p.key: json.loads(p.value) for p in onnx.load(onnx_export[0]).metadata_props}
+    assert props == {"classes": CIFAR10_CLASSES, **CIFAR10_PREPROCESSING}
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")
+def test_torchscript_matches_pytorch_and_carries_metadata(checkpoint, tmp_path, capsys):
+    path = tmp_path / "model.ts"
+    assert main(["export", str(checkpoint), "--format", "torchscript", "--output", str(path)]) == 0
+    assert "Max abs logit difference" in capsys.readouterr().out
+    extra = {key: "" for key in ("classes", "image_size", "input_size", "mean", "std")}
+    loaded = torch.jit.load(str(path), _extra_files=extra)
+    assert json.loads(extra["classes"]) == CIFAR10_CLASSES
+    assert json.loads(extra["std"]) == CIFAR10_PREPROCESSING["std"]
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        assert np.abs(loaded(x).numpy() - reference_logits(checkpoint, x)).max() < 1e-4
+
+
+def test_missing_onnx_packages_name_the_extra(checkpoint, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    assert main(["export", str(checkpoint), "--format", "onnx", "--output", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'resnet-cifar[export]'" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_a_disagreeing_export_is_not_kept(checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setattr(resnet_cifar.export, "TOLERANCE", -1.0)
+    with pytest.raises(RuntimeError, match="no file was kept"):
+        resnet_cifar.export.export(load_checkpoint(checkpoint), tmp_path / "m.ts", "torchscript")
+    assert not (tmp_path / "m.ts").exists()
+
+
+def test_bad_checkpoint_and_flags(tmp_path, capsys):
+    truncated = write_checkpoint(tmp_path / "model.pt")
+    truncated.write_bytes(truncated.read_bytes()[:1000])
+    assert main(["export", str(truncated), "--format", "onnx", "--output", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "truncated or corrupt" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit):
+        main(["export", str(truncated), "--format", "tflite", "--output", str(tmp_path / "m.tflite")])

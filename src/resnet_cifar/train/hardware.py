@@ -1,0 +1,66 @@
+"""Device, precision, threads and reproducibility: the settings that depend on the machine."""
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+from resnet_cifar.errors import UserError
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` is the first GPU when CUDA works, else the CPU; a GPU that is not there is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise UserError(f"Unknown device {name!r} (--device); use auto, cpu, cuda or cuda:N.") from error
+    if device.type not in ("cpu", "cuda"):
+        raise UserError(f"Device {name!r} (--device) is not supported; use auto, cpu, cuda or cuda:N.")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {name} asks for CUDA, but PyTorch sees no CUDA GPU; use --device cpu.")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UserError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s), numbered from 0.")
+    return device
+
+
+def amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype, or None for float32.
+
+    `auto` is bf16 on a CUDA GPU that has it (as fast as fp16 and needs no loss
+    scaling), fp16 on older GPUs, and float32 on the CPU: bf16 there is only
+    faster with AMX (Intel Xeon 4th generation and later); on AVX2 it was 3x slower.
+    """
+    if setting == "off":
+        return None
+    if setting == "fp16":
+        if device.type != "cuda":
+            raise UserError("--amp fp16 needs a CUDA GPU; on the CPU use --amp bf16 or --amp off.")
+        return torch.float16
+    if setting == "bf16":
+        return torch.bfloat16
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def configure(device: torch.device, seed: int, deterministic: bool) -> None:
+    """Seed every generator, use every core the process may run on, and pick fast or reproducible kernels."""
+    if device.type == "cpu":
+        torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+    else:
+        torch.cuda.set_device(device)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        # cuBLAS needs this workspace setting to be deterministic; it must be set before its first use.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.backends.cuda.matmul.allow_tf32 = not deterministic
+    torch.backends.cudnn.allow_tf32 = not deterministic

@@ -1,0 +1,76 @@
+"""Optimizers and learning-rate schedules.
+
+The schedule is a pure function of the step, set on the optimizer before every
+step: a resumed run needs only the step count to be exactly on track, and no
+scheduler object with hidden state can drift from it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from resnet_cifar.config import TrainConfig
+from resnet_cifar.errors import UserError
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer of `config`, with BatchNorm weights and biases out of weight decay when asked.
+
+    Weight decay on a BN scale or a bias only shrinks a value the next layer's
+    normalisation undoes, so fast recipes leave them alone (1-D tensors are exactly these).
+    """
+    decay, no_decay = [], []
+    for parameter in model.parameters():
+        if parameter.requires_grad:
+            exempt = not config.weight_decay_bn_bias and parameter.ndim <= 1
+            (no_decay if exempt else decay).append(parameter)
+    groups = [
+        group
+        for group in ({"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0})
+        if group["params"]
+    ]
+    if config.optimizer == "sgd":
+        if config.nesterov and config.momentum == 0:
+            raise UserError("Nesterov momentum (--nesterov) needs --momentum above 0.")
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=config.lr)
+    return torch.optim.AdamW(groups, lr=config.lr)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Learning rate at each step: a linear warmup from peak/100, then the named decay."""
+
+    kind: str  # constant | multistep | cosine | linear
+    peak: float
+    total_steps: int
+    warmup_steps: int = 0
+    milestones: tuple[float, ...] = ()  # multistep: fractions of total_steps where lr is divided by 10
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            start = self.peak / 100
+            return start + (self.peak - start) * step / self.warmup_steps
+        if self.kind == "multistep":
+            return self.peak * 0.1 ** sum(step >= round(m * self.total_steps) for m in self.milestones)
+        progress = min((step - self.warmup_steps) / max(self.total_steps - self.warmup_steps, 1), 1.0)
+        if self.kind == "cosine":
+            return self.peak * 0.5 * (1 + math.cos(math.pi * progress))
+        if self.kind == "linear":
+            return self.peak * (1 - progress)
+        return self.peak
+
+
+def build_schedule(config: TrainConfig, steps_per_epoch: int) -> Schedule:
+    total = config.epochs * steps_per_epoch
+    warmup = min(round(config.warmup_epochs * steps_per_epoch), total)
+    return Schedule(config.schedule, config.lr, total, warmup, tuple(config.milestones))
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr

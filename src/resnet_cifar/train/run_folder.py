@@ -1,0 +1,103 @@
+"""The run folder: the only place training writes, and only from the main process.
+
+    config.yaml         every setting (rerun with --config)
+    metrics.csv         one row per epoch
+    curves.png          loss and accuracy against epoch
+    checkpoints/        last.pt after every epoch (and on interruption), best.pt at the best validation accuracy
+    summary.json        final figures
+    tensorboard/        event files, when the tensorboard package is installed
+"""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from resnet_cifar import checkpoint
+from resnet_cifar.config import TrainConfig, write_yaml
+from resnet_cifar.errors import UserError
+from resnet_cifar.report import plot_curves
+
+METRICS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
+OUR_FILES = ("config.yaml", "metrics.csv", "curves.png", "summary.json", "checkpoints", "tensorboard")
+
+
+def prepare_new(path: Path, overwrite: bool) -> None:
+    """Make sure `path` can take a new run: refuse to replace an existing one unless told to.
+
+    With overwrite only this tool's files are removed, never anything else in the folder.
+    """
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--output {path} is a file; pass a folder for the run.")
+    ours = [path / name for name in OUR_FILES if (path / name).exists()]
+    if ours and not overwrite:
+        raise UserError(
+            f"{path} already holds a run; pass another --output, --resume {path} to continue it, "
+            "or --overwrite to replace it."
+        )
+    for item in ours:
+        shutil.rmtree(item) if item.is_dir() else item.unlink()
+
+
+class RunFolder:
+    def __init__(self, path: Path, *, enabled: bool):
+        self.path = path
+        self.enabled = enabled
+        self.last = path / "checkpoints" / "last.pt"
+        self.best = path / "checkpoints" / "best.pt"
+        self._tensorboard = None
+        if enabled:
+            path.mkdir(parents=True, exist_ok=True)
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard is optional
+                pass
+            else:
+                self._tensorboard = SummaryWriter(str(path / "tensorboard"))
+
+    def write_config(self, config: TrainConfig) -> None:
+        if self.enabled:
+            write_yaml(config, self.path / "config.yaml")
+
+    def read_metrics(self, up_to_epoch: int) -> list[dict[str, Any]]:
+        """The rows of metrics.csv for epochs 1..up_to_epoch (a resumed run drops the later ones)."""
+        file = self.path / "metrics.csv"
+        if not file.is_file():
+            return []
+        with open(file, newline="") as f:
+            rows = [{key: (float(value) if value else None) for key, value in row.items()} for row in csv.DictReader(f)]
+        for row in rows:
+            row["epoch"] = int(row["epoch"])
+        return [row for row in rows if row["epoch"] <= up_to_epoch]
+
+    def write_metrics(self, rows: list[dict[str, Any]]) -> None:
+        """Rewrite metrics.csv and curves.png, and log the newest row to TensorBoard."""
+        if not self.enabled:
+            return
+        with open(self.path / "metrics.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=METRICS)
+            writer.writeheader()
+            writer.writerows({key: "" if row[key] is None else row[key] for key in METRICS} for row in rows)
+        plot_curves(rows, self.path / "curves.png")
+        if self._tensorboard is not None and rows:
+            row = rows[-1]
+            for key in METRICS[1:]:
+                if row[key] is not None:
+                    self._tensorboard.add_scalar(key, row[key], row["epoch"])
+            self._tensorboard.flush()
+
+    def save(self, state: dict[str, Any], *, best: bool) -> None:
+        if self.enabled:
+            checkpoint.save_checkpoint(state, self.last)
+            if best:
+                checkpoint.save_checkpoint(state, self.best)
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        if self.enabled:
+            (self.path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+    def close(self) -> None:
+        if self._tensorboard is not None:
+            self._tensorboard.close()

@@ -35,4 +35,8 @@ class Dataset:
         return len(self.classes)
 
 
-__all__ = ["Dataset", "Split"]
+# Imported after Split and Dataset are defined, because these modules build them.
+from resnet_cifar.data.dataset import load_dataset  # noqa: E402
+from resnet_cifar.data.loader import Loader  # noqa: E402
+
+__all__ = ["Dataset", "Loader", "Split", "load_dataset"]

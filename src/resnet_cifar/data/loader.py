@@ -1,0 +1,186 @@
+"""Batches from a split held whole on the device, augmented a batch at a time.
+
+CIFAR is small enough to live on the GPU (150 MB as uint8), so instead of a
+DataLoader decoding and transforming images one by one in worker processes,
+the whole split sits on the device and each batch is made by a handful of
+tensor operations there (the airbench approach):
+
+  1. crop and flip are one gather: for every output pixel we compute which
+     source pixel it comes from (shifted, mirrored, reflected at the border or
+     pointing at a black pixel for zero padding) and fetch them all at once;
+  2. the uint8 pixels become float32 and are normalised with mean/std;
+  3. cutout zeroes a square per image (after normalisation, so the square
+     takes the mean colour, as in DeVries & Taylor 2017);
+  4. an optional bilinear resize feeds models that expect larger inputs.
+
+Pixels are stored packed, one int32 (R, G, B and a spare byte) per pixel, so the
+gather moves whole pixels rather than single bytes: about ten times faster on a CPU.
+
+All randomness of an epoch (the permutation, shifts, flips, cutout positions)
+is drawn up front from (seed, epoch) on the CPU and copied to the device once,
+so a batch depends only on (seed, epoch, batch index): `epoch(e, start_batch=k)`
+resumes mid-epoch exactly, and the same seed gives the same batches on CPU and
+GPU. Nothing in the per-batch path copies to or from the host or waits for
+the device.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from resnet_cifar.data import Split
+from resnet_cifar.errors import UserError
+
+FLIPS = ("none", "random", "alternate")
+PADDING_MODES = ("reflect", "zeros")
+
+# Independent random streams per (seed, epoch); the alternate-flip choice is fixed for the whole run.
+_EPOCH_STREAM = 0
+_FLIP_STREAM = 1
+
+
+class Loader:
+    """Normalised float32 batches (x, y) of one split on `device`; see docs/architecture.md for the contract."""
+
+    def __init__(self, split: Split, *, batch_size: int, device: str | torch.device,
+                 mean: Sequence[float], std: Sequence[float], train: bool,
+                 crop_padding: int = 0, padding_mode: str = "reflect", flip: str = "none", cutout: int = 0,
+                 input_size: int | None = None, channels_last: bool = True, seed: int = 0,
+                 rank: int = 0, world_size: int = 1) -> None:
+        n, channels, height, width = split.images.shape
+        _check_settings(channels, height, width, batch_size, mean, std, crop_padding, padding_mode, flip, cutout,
+                        input_size, rank, world_size)
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.train = train
+        self.crop_padding = crop_padding if train else 0
+        self.padding_mode = padding_mode
+        self.flip = flip if train else "none"
+        self.cutout = cutout if train else 0
+        self.input_size = input_size
+        self.channels_last = channels_last
+        self.seed = seed % 2**64
+        self.rank = rank
+        self.world_size = world_size
+        self.size = n
+        self.height, self.width = height, width
+
+        # One int32 per pixel (bytes R, G, B, 0), flattened, plus a black pixel at the
+        # end that zero padding points to.
+        packed = torch.zeros(n * height * width + 1, 4, dtype=torch.uint8, device=self.device)
+        packed[:-1, :3] = split.images.to(self.device).permute(0, 2, 3, 1).reshape(-1, 3)
+        self._pixels = packed.view(torch.int32).view(-1)
+        self._labels = split.labels.to(self.device)
+        # Normalisation (x / 255 - mean) / std as one multiply-add per channel.
+        std_t = torch.tensor(std, dtype=torch.float64)
+        self._scale = (1.0 / (255.0 * std_t)).to(torch.float32).view(1, 3, 1).to(self.device)
+        self._shift = (-torch.tensor(mean, dtype=torch.float64) / std_t).to(torch.float32).view(1, 3, 1).to(self.device)
+        self._rows = torch.arange(height, device=self.device)
+        self._cols = torch.arange(width, device=self.device)
+        if self.train and len(self) == 0:
+            raise UserError(f"The batch size {batch_size} is larger than this rank's share of the training split "
+                            f"({n} images over {world_size} process(es)); use a smaller --batch-size.")
+
+    def _share_size(self) -> int:
+        """Samples of one epoch that fall to this rank (before dropping a partial batch)."""
+        if self.train:
+            return self.size // self.world_size
+        return len(range(self.rank, self.size, self.world_size))
+
+    def __len__(self) -> int:
+        share = self._share_size()
+        return share // self.batch_size if self.train else -(-share // self.batch_size)
+
+    @property
+    def num_samples(self) -> int:
+        return len(self) * self.batch_size if self.train else self._share_size()
+
+    def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield the batches of `epoch` from batch `start_batch` on."""
+        plan = self._plan(epoch)
+        for k in range(start_batch, len(self)):
+            yield self._batch(plan[:, k * self.batch_size:(k + 1) * self.batch_size])
+
+    def _plan(self, epoch: int) -> torch.Tensor:
+        """int64 [6, share]: index, row shift, column shift, flip, cutout row and column per sample of this rank."""
+        n = self.size
+        if not self.train:
+            order = np.arange(self.rank, n, self.world_size)
+            return torch.from_numpy(np.stack([order] + [np.zeros_like(order)] * 5)).to(self.device)
+        rng = np.random.default_rng([self.seed, epoch, _EPOCH_STREAM])
+        p = self.crop_padding
+        order = rng.permutation(n)
+        dy, dx = rng.integers(-p, p + 1, n), rng.integers(-p, p + 1, n)
+        if self.flip == "random":
+            flip = rng.integers(0, 2, n)
+        elif self.flip == "alternate":
+            # airbench: a fixed random choice per image, inverted on odd epochs, so each
+            # image is seen both ways in every pair of epochs.
+            base = np.random.default_rng([self.seed, 0, _FLIP_STREAM]).integers(0, 2, n)
+            flip = base[order] ^ (epoch % 2)
+        else:
+            flip = np.zeros(n, dtype=np.int64)
+        cy, cx = rng.integers(0, self.height, n), rng.integers(0, self.width, n)
+        # Every rank draws the same plan and takes every world_size-th sample: disjoint shares, equal sizes.
+        usable = n - n % self.world_size
+        plan = np.stack([order, dy, dx, flip, cy, cx])[:, self.rank:usable:self.world_size]
+        return torch.from_numpy(np.ascontiguousarray(plan)).to(self.device)
+
+    def _batch(self, plan: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        index, dy, dx, flip, cy, cx = plan
+        b, h, w = len(index), self.height, self.width
+        rows = self._rows + dy[:, None]  # [B, H] source row of each output row
+        cols = torch.where(flip[:, None].bool(), w - 1 - self._cols, self._cols) + dx[:, None]  # [B, W]
+        if self.crop_padding and self.padding_mode == "reflect":
+            rows, cols = _reflect(rows, h), _reflect(cols, w)
+        source = (index[:, None] * (h * w) + rows.clamp(0, h - 1) * w)[:, :, None] + cols.clamp(0, w - 1)[:, None, :]
+        if self.crop_padding and self.padding_mode == "zeros":
+            inside = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
+            source = torch.where(inside, source, len(self._pixels) - 1)
+        pixels = self._pixels[source].view(torch.uint8).view(b, h, w, 4)  #: R, G, B, spare byte
+
+        x = torch.empty(b, 3, h, w, dtype=torch.float32, device=self.device)
+        x.copy_(pixels.permute(0, 3, 1, 2)[:, :3])
+        x.view(b, 3, h * w).mul_(self._scale).add_(self._shift)
+        if self.cutout:
+            top, left = cy - self.cutout // 2, cx - self.cutout // 2
+            in_rows = (self._rows >= top[:, None]) & (self._rows < top[:, None] + self.cutout)
+            in_cols = (self._cols >= left[:, None]) & (self._cols < left[:, None] + self.cutout)
+            inside = in_rows[:, None, :, None].float() * in_cols[:, None, None, :].float()  # [B, 1, H, W]
+            x.mul_(1.0 - inside)
+        if self.input_size and self.input_size != h:
+            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
+        x = x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+        return x, self._labels[index]
+
+
+def _reflect(positions: torch.Tensor, size: int) -> torch.Tensor:
+    """Mirror positions outside [0, size) back inside without repeating the edge (like np.pad 'reflect')."""
+    positions = positions.abs()
+    return torch.where(positions >= size, 2 * (size - 1) - positions, positions)
+
+
+def _check_settings(channels: int, height: int, width: int, batch_size: int, mean: Sequence[float],
+                    std: Sequence[float], crop_padding: int, padding_mode: str, flip: str, cutout: int,
+                    input_size: int | None, rank: int, world_size: int) -> None:
+    if channels != 3:
+        raise UserError(f"The loader needs RGB images [N, 3, H, W], not {channels} channels.")
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, not {batch_size}.")
+    if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+        raise UserError(f"mean and std need three values each, std positive; got mean={mean}, std={std}.")
+    if flip not in FLIPS:
+        raise UserError(f"flip must be one of {', '.join(FLIPS)}, not {flip!r}.")
+    if padding_mode not in PADDING_MODES:
+        raise UserError(f"padding_mode must be one of {', '.join(PADDING_MODES)}, not {padding_mode!r}.")
+    if not 0 <= crop_padding < min(height, width):
+        raise UserError(f"crop_padding must be between 0 and {min(height, width) - 1} pixels, not {crop_padding}.")
+    if cutout < 0:
+        raise UserError(f"cutout must be 0 (off) or a square size in pixels, not {cutout}.")
+    if input_size is not None and input_size < 1:
+        raise UserError(f"input_size must be a positive number of pixels, not {input_size}.")
+    if not 0 <= rank < world_size:
+        raise UserError(f"rank {rank} is outside 0..{world_size - 1} for world_size {world_size}.")

@@ -73,6 +73,15 @@ def test_preprocessing_resizes_to_image_size_then_input_size():
     assert torch.allclose(x, torch.full_like(x, (128 / 255 - 0.5) / 0.25), atol=1e-5)
 
 
+def test_files_pil_images_and_tensors_are_resized_alike(images):
+    path = images / "b.jpg"
+    pil = Image.open(path)
+    tensor = torch.from_numpy(np.array(pil.convert("RGB"))).permute(2, 0, 1)
+    batch = preprocess([path, pil, tensor], CIFAR10_PREPROCESSING)
+    assert batch.shape == (3, 3, 32, 32)
+    assert torch.equal(batch[0], batch[1]) and torch.equal(batch[0], batch[2])
+
+
 def test_api_refuses_bad_input(model):
     with pytest.raises(resnet_cifar.UserError, match="load_checkpoint"):
         resnet_cifar.predict(resnet_cifar.create_model("resnet20"), torch.zeros(3, 32, 32))

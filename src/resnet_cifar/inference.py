@@ -15,9 +15,10 @@ from typing import Any, Union
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch import nn
 
+from resnet_cifar.data.folder import load_image
 from resnet_cifar.errors import UserError
 
 ImageLike = Union[str, Path, Image.Image, torch.Tensor]
@@ -32,66 +33,41 @@ class Prediction:
     probabilities: list[float]
 
 
-def resolve_device(name: str) -> torch.device:
-    """"auto" is the first GPU when there is one, else the CPU; other names are checked before use."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise UserError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N.") from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {name} asks for a GPU but PyTorch sees none; use --device cpu.")
-    return device
-
-
-def open_image(path: str | Path) -> Image.Image:
-    """The image file at `path` as RGB, or a UserError saying why it cannot be read."""
-    path = Path(path)
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except FileNotFoundError as error:
-        raise UserError(f"{path} does not exist; check the path.") from error
-    except IsADirectoryError as error:
-        raise UserError(f"{path} is a folder, not an image file.") from error
-    except UnidentifiedImageError as error:
-        raise UserError(f"{path} is not an image file Pillow can read.") from error
-    except (OSError, SyntaxError, ValueError) as error:
-        raise UserError(f"{path} is a damaged image file ({error}).") from error
-
-
-def _as_pil(image: ImageLike) -> Image.Image:
+def _stored(image: ImageLike, size: int) -> torch.Tensor:
+    """uint8 [3, size, size]: the image as a dataset of `size`-pixel images stores it."""
     if isinstance(image, (str, Path)):
-        return open_image(image)
-    if isinstance(image, Image.Image):
-        return image.convert("RGB")
+        return load_image(image, size)
     if isinstance(image, torch.Tensor) and image.dim() == 3 and image.shape[0] == 3:
         if image.is_floating_point():
             image = (image.detach() * 255).round().clamp(0, 255)
-        return Image.fromarray(image.to("cpu", torch.uint8).permute(1, 2, 0).numpy())
-    raise UserError(
-        f"Cannot predict on {type(image).__name__}; pass file paths, PIL images or RGB tensors shaped [3, H, W] or [N, 3, H, W]."
-    )
+        image = image.detach().to("cpu", torch.uint8)
+        if image.shape[1:] == (size, size):
+            return image
+        image = Image.fromarray(image.permute(1, 2, 0).numpy())
+    if not isinstance(image, Image.Image):
+        raise UserError(f"Cannot predict on {type(image).__name__}; pass file paths, PIL images "
+                        "or RGB tensors shaped [3, H, W] or [N, 3, H, W].")
+    # The same conversion as resnet_cifar.data.folder.load_image, which reads the training images.
+    image = image.convert("RGB")
+    if image.size != (size, size):
+        image = image.resize((size, size), Image.Resampling.BICUBIC)
+    return torch.from_numpy(np.asarray(image, dtype=np.uint8).transpose(2, 0, 1).copy())
 
 
 def preprocess(images: Sequence[ImageLike], preprocessing: dict[str, Any]) -> torch.Tensor:
-    """A normalised float32 batch [N, 3, input_size, input_size] on the CPU.
+    """A normalised float32 batch [N, 3, input_size, input_size] on the CPU, as the training loader made them.
 
     Tensors are taken as unnormalised RGB images, uint8 0-255 or float 0-1.
     """
     size = int(preprocessing["image_size"])
-    stored = [
-        np.asarray(_as_pil(image).resize((size, size), Image.Resampling.BILINEAR))
-        for image in images
-    ]
-    x = torch.from_numpy(np.stack(stored)).permute(0, 3, 1, 2).float().div_(255)
-    input_size = int(preprocessing["input_size"])
-    if input_size != size:
-        x = F.interpolate(x, size=(input_size, input_size), mode="bilinear", align_corners=False, antialias=True)
+    x = torch.stack([_stored(image, size) for image in images]).float().div_(255)
     mean = torch.tensor(preprocessing["mean"], dtype=torch.float32).view(1, 3, 1, 1)
     std = torch.tensor(preprocessing["std"], dtype=torch.float32).view(1, 3, 1, 1)
-    return (x - mean) / std
+    x = (x - mean) / std
+    input_size = int(preprocessing["input_size"])
+    if input_size != size:
+        x = F.interpolate(x, size=(input_size, input_size), mode="bilinear", align_corners=False)
+    return x
 
 
 def _flatten(images: ImageLike | Iterable[ImageLike]) -> list[ImageLike]:

@@ -13,11 +13,14 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import torch
 from PIL import Image
 
 from resnet_cifar.checkpoint import load_checkpoint
+from resnet_cifar.data.folder import load_image
 from resnet_cifar.errors import UserError
-from resnet_cifar.inference import Prediction, open_image, predict, resolve_device
+from resnet_cifar.inference import Prediction, predict
+from resnet_cifar.train.hardware import resolve_device
 
 HELP = "classify image files (or folders of them) with a trained checkpoint"
 FORMATS = ("table", "json", "csv")
@@ -56,13 +59,14 @@ def run(args: argparse.Namespace) -> int:
     model = load_checkpoint(args.checkpoint, device=resolve_device(args.device))
     predictions: list[Prediction] = []
     failures = 0
-    batch: list[tuple[Path, Image.Image]] = []
+    image_size = model.preprocessing["image_size"]
+    batch: list[tuple[Path, torch.Tensor]] = []
     for item in image_files(args.images):
         if isinstance(item, UserError):
             failures += report(item)
             continue
         try:
-            batch.append((item, open_image(item)))
+            batch.append((item, load_image(item, image_size)))
         except UserError as error:
             failures += report(error)
         if len(batch) == args.batch_size:
@@ -78,7 +82,7 @@ def report(error: UserError) -> int:
     return 1
 
 
-def predict_batch(model, batch: list[tuple[Path, Image.Image]], top_k: int) -> list[Prediction]:
+def predict_batch(model, batch: list[tuple[Path, torch.Tensor]], top_k: int) -> list[Prediction]:
     results = predict(model, [image for _, image in batch], top_k=top_k, batch_size=max(len(batch), 1))
     for (path, _), result in zip(batch, results):
         result.source = str(path)

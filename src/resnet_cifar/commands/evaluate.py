@@ -1,0 +1,141 @@
+"""`resnet-cifar evaluate CHECKPOINT`: accuracy, loss, per-class accuracy and the confusion matrix of a split.
+
+Settings come from, in order: the flags, the training run's config stored in the
+checkpoint, the training defaults. That is what makes `--split val` the very
+images training held out: same val_split, same seed, same labels. Images are
+normalised with the checkpoint's own mean and std, never statistics of the
+evaluated split, so evaluating the test split reads only the test files.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from resnet_cifar.checkpoint import build_model, read_checkpoint
+from resnet_cifar.confusion import plot_confusion, write_confusion_csv
+from resnet_cifar.data import Loader, load_dataset
+from resnet_cifar.errors import UserError
+from resnet_cifar.evaluation import TTA_MODES, Metrics, evaluate
+from resnet_cifar.train.hardware import resolve_device
+
+HELP = "measure a checkpoint on a dataset split: accuracy, per-class accuracy, confusion matrix"
+SPLITS = ("train", "val", "test")
+# What `resnet-cifar train` uses when its config does not say (an older or hand-made checkpoint).
+TRAIN_DEFAULTS = {"val_split": 5000, "seed": 0, "labels": "fine"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", type=Path, help="a checkpoint written by `resnet-cifar train`")
+    parser.add_argument("--dataset", choices=("cifar10", "cifar100", "folder"),
+                        help="dataset to evaluate on (default: the one the checkpoint was trained on)")
+    parser.add_argument("--data-dir", type=Path, help="folder holding the dataset (default: the training run's)")
+    parser.add_argument("--split", choices=SPLITS, default="test", help="split to evaluate (default test)")
+    parser.add_argument("--val-split", type=int,
+                        help="images training held out for validation (default: the training run's, else 5000)")
+    parser.add_argument("--seed", type=int, help="seed that chose the validation images (default: the training run's, else 0)")
+    parser.add_argument("--tta", nargs="?", const="flip", default="none", choices=TTA_MODES, metavar="MODE",
+                        help="test-time augmentation: none, flip or flip-translate (bare --tta means flip; default none)")
+    parser.add_argument("--output", type=Path, metavar="DIR",
+                        help="write evaluation.json, confusion.csv and confusion.png into DIR")
+    parser.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default 256)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+
+
+def settings(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]:
+    """Each data setting from its flag, else the checkpoint's training config, else the training default."""
+    resolved = {}
+    for key in ("dataset", "data_dir", "val_split", "seed", "labels"):
+        flag = getattr(args, key, None)
+        resolved[key] = flag if flag is not None else config.get(key, TRAIN_DEFAULTS.get(key))
+    for key in ("dataset", "data_dir"):
+        if resolved[key] is None:
+            flag = "--" + key.replace("_", "-")
+            raise UserError(f"{args.checkpoint} does not record its {key.replace('_', ' ')}; pass {flag}.")
+    return resolved
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}.")
+    checkpoint = read_checkpoint(args.checkpoint)
+    config = checkpoint.get("config") or {}
+    data = settings(args, config)
+    device = resolve_device(args.device)
+    model = build_model(checkpoint).to(device).eval()
+    preprocessing = model.preprocessing
+
+    dataset = load_dataset(data["dataset"], data["data_dir"], splits=(args.split,), val_split=data["val_split"],
+                           seed=data["seed"], image_size=preprocessing["image_size"], labels=data["labels"])
+    if dataset.classes != model.classes:
+        raise UserError(
+            f"{args.checkpoint} was trained on {len(model.classes)} classes ({', '.join(model.classes[:3])}, ...) "
+            f"but {data['data_dir']} has {len(dataset.classes)} ({', '.join(dataset.classes[:3])}, ...); "
+            "pass the --dataset and --data-dir it was trained on."
+        )
+    split = getattr(dataset, args.split)
+    if split is None or len(split) == 0:
+        raise UserError(f"The {args.split} split is empty (val_split {data['val_split']}); "
+                        "choose another --split or pass --val-split N.")
+    input_size = preprocessing["input_size"]
+    loader = Loader(split, batch_size=args.batch_size, device=device, mean=preprocessing["mean"],
+                    std=preprocessing["std"], train=False,
+                    input_size=input_size if input_size != preprocessing["image_size"] else None)
+    metrics = evaluate(model, loader.epoch(0), len(model.classes), tta=args.tta)
+
+    report = {
+        "checkpoint": str(args.checkpoint),
+        "model": checkpoint["model_name"],
+        "weights": "ema" if model.uses_ema else "model",
+        "dataset": data["dataset"],
+        "data_dir": str(data["data_dir"]),
+        "split": args.split,
+        **({"val_split": data["val_split"], "seed": data["seed"]} if args.split != "test" else {}),
+        "tta": args.tta,
+        "images": metrics.count,
+        "top1": metrics.accuracy,
+        "top5": metrics.top5,
+        "loss": metrics.loss,
+        "classes": model.classes,
+        "per_class_accuracy": dict(zip(model.classes, metrics.per_class_accuracy)),
+        "confusion": metrics.confusion.tolist(),
+    }
+    print_report(report, metrics)
+    if args.output:
+        write_files(report, metrics, args.output)
+    return 0
+
+
+def print_report(report: dict[str, Any], metrics: Metrics) -> None:
+    weights = "EMA weights" if report["weights"] == "ema" else "trained weights (the checkpoint has no EMA)"
+    print(f"{report['model']} from {report['checkpoint']}, {weights}")
+    held_out = f", val_split {report['val_split']}, seed {report['seed']}" if "seed" in report else ""
+    print(f"{report['dataset']} {report['split']} split of {report['data_dir']}: {report['images']} images{held_out}, "
+          f"TTA {report['tta']}")
+    print()
+    print(f"top-1 accuracy  {report['top1']:7.2%}")
+    print(f"top-5 accuracy  {report['top5']:7.2%}")
+    print(f"loss            {report['loss']:7.4f}")
+    print()
+    classes = report["classes"]
+    width = max(len("class"), *(len(name) for name in classes))
+    print(f"{'class':<{width}}  {'images':>6}  {'accuracy':>8}  most often mistaken for")
+    confusion = metrics.confusion
+    for index, name in enumerate(classes):
+        row = confusion[index].clone()
+        total = int(row.sum())
+        row[index] = -1
+        worst = int(row.argmax())
+        mistaken = f"{classes[worst]} ({int(row[worst]) / max(total, 1):.1%})" if row[worst] > 0 else "-"
+        print(f"{name:<{width}}  {total:>6}  {report['per_class_accuracy'][name]:>8.2%}  {mistaken}")
+
+
+def write_files(report: dict[str, Any], metrics: Metrics, output: Path) -> None:
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_confusion_csv(metrics.confusion, report["classes"], output / "confusion.csv")
+    title = (f"{report['model']} on {report['dataset']} {report['split']}: "
+             f"{report['top1']:.2%} top-1, {report['images']} images")
+    plot_confusion(metrics.confusion, report["classes"], output / "confusion.png", title)
+    print(f"\nWrote evaluation.json, confusion.csv and confusion.png to {output}")

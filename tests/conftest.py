@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import struct
 import tarfile
 from pathlib import Path
 
@@ -37,27 +38,70 @@ def _batch(images: np.ndarray, labels: np.ndarray, label_key: str, extra: dict |
     return batch
 
 
-def _dump(obj, path: Path) -> None:
+class _Python2Pickler(pickle._Pickler):
+    """Pickles the way the official release was written, by Python 2.
+
+    Python 2 byte strings (str) are SHORT_BINSTRING/BINSTRING opcodes, which
+    Python 3 only reads back with encoding="latin1" or "bytes"; numpy lives
+    under its old module name numpy.core.multiarray.
+    """
+
+    dispatch = pickle._Pickler.dispatch.copy()
+
+    def save_python2_string(self, obj) -> None:
+        data = obj.encode("latin1") if isinstance(obj, str) else obj
+        if len(data) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(data)]) + data)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(data)) + data)
+        self.memoize(obj)
+
+    dispatch[str] = save_python2_string
+    dispatch[bytes] = save_python2_string
+
+    def save_global(self, obj, name=None) -> None:
+        module = obj.__module__.replace("numpy._core", "numpy.core")
+        self.write(pickle.GLOBAL + f"{module}\n{name or obj.__qualname__}\n".encode())
+        self.memoize(obj)
+
+
+def _dump(obj, path: Path, python2: bool = False) -> None:
     with open(path, "wb") as f:
-        pickle.dump(obj, f, protocol=2)
+        if python2:
+            _Python2Pickler(f, protocol=2).dump(obj)
+        else:
+            pickle.dump(obj, f, protocol=2)
 
 
-def write_cifar10(root: Path, n_train: int = 500, n_test: int = 100, seed: int = 0, archive: bool = False) -> Path:
-    """Write `root/cifar-10-batches-py` (or `root/cifar-10-python.tar.gz`); return what was written."""
-    folder = Path(root) / "cifar-10-batches-py"
-    folder.mkdir(parents=True, exist_ok=True)
+def write_cifar10(root: Path, n_train: int = 500, n_test: int = 100, seed: int = 0, archive: bool = False,
+                  python2: bool = False) -> Path:
+    """Write `root/cifar-10-batches-py` (or `root/cifar-10-python.tar.gz`); return what was written.
+
+    python2=True writes the byte-string pickles of the official release.
+    """
     rng = np.random.default_rng(seed)
     train_labels = rng.integers(0, 10, n_train)
     train_images = synthetic_images(train_labels, 10, seed)
-    for index, part in enumerate(np.array_split(np.arange(n_train), 5)):
-        _dump(_batch(train_images[part], train_labels[part], "labels"), folder / f"data_batch_{index + 1}")
     test_labels = rng.integers(0, 10, n_test)
-    _dump(_batch(synthetic_images(test_labels, 10, seed + 1), test_labels, "labels"), folder / "test_batch")
-    _dump({"label_names": CIFAR10_CLASSES, "num_cases_per_batch": n_train // 5, "num_vis": 3072}, folder / "batches.meta")
+    test_images = synthetic_images(test_labels, 10, seed + 1)
+    return write_cifar10_arrays(root, train_images, train_labels, test_images, test_labels, archive, python2)
+
+
+def write_cifar10_arrays(root: Path, train_images: np.ndarray, train_labels: np.ndarray, test_images: np.ndarray,
+                         test_labels: np.ndarray, archive: bool = False, python2: bool = False) -> Path:
+    """write_cifar10 with given uint8 [N, 32, 32, 3] images and labels (five training batches, one test batch)."""
+    folder = Path(root) / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, part in enumerate(np.array_split(np.arange(len(train_labels)), 5)):
+        _dump(_batch(train_images[part], train_labels[part], "labels"), folder / f"data_batch_{index + 1}", python2)
+    _dump(_batch(test_images, test_labels, "labels"), folder / "test_batch", python2)
+    _dump({"label_names": CIFAR10_CLASSES, "num_cases_per_batch": len(train_labels) // 5, "num_vis": 3072},
+          folder / "batches.meta", python2)
     return _archive(folder, Path(root) / "cifar-10-python.tar.gz") if archive else folder
 
 
-def write_cifar100(root: Path, n_train: int = 500, n_test: int = 100, seed: int = 0, archive: bool = False) -> Path:
+def write_cifar100(root: Path, n_train: int = 500, n_test: int = 100, seed: int = 0, archive: bool = False,
+                   python2: bool = False) -> Path:
     """Write `root/cifar-100-python` (train, test, meta) or its .tar.gz; fine label = 5 * coarse + k."""
     folder = Path(root) / "cifar-100-python"
     folder.mkdir(parents=True, exist_ok=True)
@@ -65,9 +109,9 @@ def write_cifar100(root: Path, n_train: int = 500, n_test: int = 100, seed: int 
     for name, count in (("train", n_train), ("test", n_test)):
         fine = rng.integers(0, 100, count)
         images = synthetic_images(fine, 100, seed + len(name))
-        _dump(_batch(images, fine, "fine_labels", {"coarse_labels": (fine // 5).tolist()}), folder / name)
+        _dump(_batch(images, fine, "fine_labels", {"coarse_labels": (fine // 5).tolist()}), folder / name, python2)
     _dump({"fine_label_names": [f"fine{i}" for i in range(100)],
-           "coarse_label_names": [f"coarse{i}" for i in range(20)]}, folder / "meta")
+           "coarse_label_names": [f"coarse{i}" for i in range(20)]}, folder / "meta", python2)
     return _archive(folder, Path(root) / "cifar-100-python.tar.gz") if archive else folder
 
 
@@ -102,3 +146,27 @@ def shared_data() -> Path:
     if not archive.is_file():
         pytest.skip(f"real CIFAR-10 images not found at {archive}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def shared_jpeg_folder(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder dataset of 300 real images, train/<class>/<n>.jpg, taken from ../shared/data.
+
+    The archive is grouped by class, so the first two classes (150 images each)
+    are the ones reachable without decompressing the whole archive.
+    """
+    root = tmp_path_factory.mktemp("shared-jpeg")
+    taken: dict[str, int] = {}
+    with tarfile.open(shared_data / "cifar10-train-jpeg.tar.gz", "r|gz") as tar:
+        for member in tar:
+            parts = member.name.split("/")
+            if not member.isfile() or len(parts) != 3:
+                continue
+            if parts[1] not in taken and len(taken) == 2:
+                break
+            if taken.setdefault(parts[1], 0) < 150:
+                target = root.joinpath(*parts)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(tar.extractfile(member).read())
+                taken[parts[1]] += 1
+    return root

@@ -23,7 +23,7 @@ import torch
 
 from resnet_cifar.data import Split
 from resnet_cifar.data.archive import download, extract, file_md5
-from resnet_cifar.data.safe_pickle import load_data_pickle
+from resnet_cifar.data.safe_pickle import RefusedPickle, load_data_pickle
 from resnet_cifar.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -144,9 +144,9 @@ def _load(path: Path) -> dict:
                         "so unpack or download the release again.")
     try:
         content = load_data_pickle(path)
-    except pickle.UnpicklingError as error:
+    except RefusedPickle as error:
         raise UserError(f"{path} was not loaded because {error}; use the official release files.") from None
-    except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError, zlib.error) as error:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError, zlib.error) as error:
         raise UserError(f"{path} is truncated or damaged ({error or type(error).__name__}); "
                         "replace it with a fresh copy.") from None
     if not isinstance(content, dict):

@@ -27,6 +27,10 @@ from typing import Any
 
 import numpy as np
 
+class RefusedPickle(pickle.UnpicklingError):
+    """The file asks for something other than plain data (as opposed to being damaged)."""
+
+
 # Number kinds an array may have: bool, signed and unsigned integers, floats.
 _NUMBER_KINDS = "biuf"
 
@@ -42,15 +46,15 @@ class _Dtype:
         if isinstance(state, tuple) and len(state) > 1 and state[1] in ("<", ">", "|", "=", b"<", b">", b"|", b"="):
             self.byteorder = _text(state[1])
         if isinstance(state, tuple) and len(state) > 4 and (state[3] is not None or state[4] is not None):
-            raise pickle.UnpicklingError("structured numpy dtypes are not allowed")
+            raise RefusedPickle("structured numpy dtypes are not allowed")
 
     def build(self) -> np.dtype:
         name = _text(self.name)
         if not isinstance(name, str):
-            raise pickle.UnpicklingError("a numpy dtype must be named by a string")
+            raise RefusedPickle("a numpy dtype must be named by a string")
         dtype = np.dtype(name)
         if dtype.kind not in _NUMBER_KINDS or dtype.fields is not None or dtype.subdtype is not None:
-            raise pickle.UnpicklingError(f"numpy dtype {name!r} is not a number type")
+            raise RefusedPickle(f"numpy dtype {name!r} is not a number type")
         return dtype.newbyteorder(self.byteorder) if self.byteorder in "<>" else dtype
 
 
@@ -59,7 +63,7 @@ class _Array:
 
     def __init__(self, cls: Any = None, *_ignored: Any) -> None:
         if cls is not np.ndarray:
-            raise pickle.UnpicklingError("only plain numpy arrays are allowed")
+            raise RefusedPickle("only plain numpy arrays are allowed")
         self.state: tuple | None = None
 
     def __setstate__(self, state: Any) -> None:
@@ -67,7 +71,7 @@ class _Array:
 
     def build(self) -> np.ndarray:
         if not (isinstance(self.state, tuple) and len(self.state) == 5):
-            raise pickle.UnpicklingError("a numpy array has an unexpected state")
+            raise RefusedPickle("a numpy array has an unexpected state")
         _version, shape, dtype, fortran, data = self.state
         return _array(data, dtype, shape, "F" if fortran else "C")
 
@@ -97,7 +101,7 @@ class _Scalar:
 def _latin1_encode(text: Any, encoding: Any = "utf-8") -> bytes:
     """`_codecs.encode` as Python 3 uses it to pickle bytes under protocol 2, and nothing else."""
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise pickle.UnpicklingError("_codecs.encode is allowed only to rebuild bytes")
+        raise RefusedPickle("_codecs.encode is allowed only to rebuild bytes")
     return text.encode("latin1")
 
 
@@ -117,7 +121,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(f"it asks to run {module}.{name}, which a data file never needs") from None
+            raise RefusedPickle(f"it asks to run {module}.{name}, which a data file never needs") from None
 
 
 def _text(value: Any) -> Any:
@@ -126,17 +130,17 @@ def _text(value: Any) -> Any:
 
 def _array(data: Any, dtype: Any, shape: Any, order: str) -> np.ndarray:
     if not isinstance(dtype, _Dtype):
-        raise pickle.UnpicklingError("a numpy array has no dtype")
+        raise RefusedPickle("a numpy array has no dtype")
+    built = dtype.build()
     if isinstance(data, str):  # a Python 2 byte string, decoded as latin-1 on the way in
         data = data.encode("latin1")
     if not isinstance(data, (bytes, bytearray)):
-        raise pickle.UnpicklingError("a numpy array's data is not raw bytes")
+        raise RefusedPickle("a numpy array's data is not raw bytes")
     if not (isinstance(shape, tuple) and all(isinstance(n, int) and n >= 0 for n in shape)):
-        raise pickle.UnpicklingError("a numpy array has an invalid shape")
-    built = dtype.build()
+        raise RefusedPickle("a numpy array has an invalid shape")
     count = int(np.prod(shape, dtype=np.int64))
     if count * built.itemsize != len(data):
-        raise pickle.UnpicklingError("a numpy array's data does not match its shape")
+        raise RefusedPickle("a numpy array's data does not match its shape")
     return np.frombuffer(data, dtype=built).reshape(shape, order=order).copy(order="C")
 
 
@@ -158,9 +162,9 @@ def _rebuild(value: Any) -> Any:
 def load_data_pickle(path: Path) -> Any:
     """The object pickled in `path`, provided it holds only plain data.
 
-    Raises pickle.UnpicklingError when the file asks for anything else, and the
-    usual EOFError/ValueError/etc. when it is damaged; the caller turns both
-    into a message naming the file.
+    Raises RefusedPickle when the file asks for anything else, and the usual
+    pickle.UnpicklingError/EOFError/ValueError when it is damaged; the caller
+    turns both into a message naming the file.
     """
     with open(path, "rb") as f:
         data = f.read()

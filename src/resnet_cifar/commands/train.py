@@ -24,6 +24,8 @@ HELP = "train a ResNet and write a run folder (config, metrics, curves, checkpoi
 # Settings a resumed run may change; everything else comes from its checkpoint.
 RESUMABLE = ("epochs", "device", "data_dir", "download", "evaluate_test")
 
+METAVARS = {"init_from": "FILE", "data_dir": "DIR"}
+
 # Flag groups: (title, [(setting, help)]). Types, choices and defaults come from TrainConfig.
 GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
     ("model", [
@@ -90,13 +92,15 @@ def _add_setting(group: argparse._ArgumentGroup, key: str, help_text: str) -> No
         options["type"] = int if hint.startswith("int") else float if hint.startswith("float") else str
         if key in CHOICES:
             options["choices"] = CHOICES[key]
+        else:
+            options["metavar"] = {"int": "N", "float": "X"}.get(options["type"].__name__, METAVARS.get(key, key.upper()))
     group.add_argument("--" + key.replace("_", "-"), **options)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     run = parser.add_argument_group("run")
     run.add_argument("--preset", dest="preset", default=argparse.SUPPRESS, choices=RECIPES,
-                     help="recipe to start from: " + "; ".join(f"{n}: {r.purpose}" for n, r in RECIPES.items())
+                     help="recipe to start from: " + "; ".join(f"{n}: {r.purpose}" for n, r in RECIPES.items()).replace("%", "%%")
                      + " (default: fast on CUDA, cpu otherwise)")
     run.add_argument("--config", metavar="FILE", help="YAML file of settings; overrides the preset, flags override it")
     run.add_argument("--output", metavar="DIR", help="run folder (default: runs/PRESET-TIMESTAMP)")

@@ -48,10 +48,21 @@ def amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
+def cpu_threads() -> int:
+    """Every core this process may use, unless OMP_NUM_THREADS says otherwise.
+
+    On a machine shared with other busy processes, fewer threads can be many
+    times faster: OpenMP threads spin while they wait for a core.
+    """
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
+        return int(os.environ["OMP_NUM_THREADS"])
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def configure(device: torch.device, seed: int, deterministic: bool) -> None:
     """Seed every generator, use every core the process may run on, and pick fast or reproducible kernels."""
     if device.type == "cpu":
-        torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+        torch.set_num_threads(cpu_threads())
     else:
         torch.cuda.set_device(device)
     random.seed(seed)
@@ -60,7 +71,8 @@ def configure(device: torch.device, seed: int, deterministic: bool) -> None:
     if deterministic:
         # cuBLAS needs this workspace setting to be deterministic; it must be set before its first use.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(deterministic)
+    if torch.are_deterministic_algorithms_enabled() != deterministic:  # the call imports torch._inductor: seconds
+        torch.use_deterministic_algorithms(deterministic)
     torch.backends.cudnn.benchmark = not deterministic
     torch.backends.cuda.matmul.allow_tf32 = not deterministic
     torch.backends.cudnn.allow_tf32 = not deterministic

@@ -1,0 +1,43 @@
+"""Recipes: every one resolves to a valid configuration, and the named ones say what they promise."""
+from __future__ import annotations
+
+import pytest
+
+from resnet_cifar.config import resolve
+from resnet_cifar.errors import UserError
+from resnet_cifar.recipes import RECIPES, default_preset, recipe_settings
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_every_recipe_is_a_valid_config(name):
+    config = resolve(recipe_settings(name), {}, {})
+    assert config.preset == name
+
+
+def test_seed_is_the_tutorial():
+    config = resolve(recipe_settings("seed"), {}, {})
+    assert (config.model, config.stem, config.input_size) == ("resnet50", "imagenet", 224)
+    assert config.mean == config.std == [0.5, 0.5, 0.5]
+    assert (config.optimizer, config.lr, config.batch_size, config.epochs) == ("adam", 1e-3, 64, 10)
+    assert (config.crop_padding, config.flip, config.schedule) == (0, "none", "constant")
+    assert config.val_split > 0  # model selection on a validation split, not the test set
+
+
+def test_paper_is_section_4_2():
+    config = resolve(recipe_settings("paper"), {}, {"model": "resnet56"})
+    assert config.model == "resnet56"
+    assert (config.optimizer, config.lr, config.momentum, config.weight_decay, config.batch_size) == ("sgd", 0.1, 0.9, 1e-4, 128)
+    steps_per_epoch = (50000 - config.val_split) // config.batch_size
+    assert abs(config.epochs * steps_per_epoch - 64000) < steps_per_epoch
+    assert [round(m * 64000) for m in config.milestones] == [32000, 48000]
+    assert (config.crop_padding, config.padding_mode, config.flip) == (4, "zeros", "random")
+
+
+def test_default_depends_on_the_machine():
+    assert default_preset("cuda") == "fast"
+    assert default_preset("cpu") == "cpu"
+
+
+def test_unknown_preset_is_an_error():
+    with pytest.raises(UserError, match="Unknown preset 'quick'"):
+        recipe_settings("quick")

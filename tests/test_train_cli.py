@@ -1,0 +1,120 @@
+"""`resnet-cifar train` end to end on a tiny synthetic CIFAR-10: every file of the run folder, reruns, refusals."""
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+import yaml
+
+from conftest import write_cifar10
+from resnet_cifar.checkpoint import load_checkpoint
+from resnet_cifar.cli import main
+
+# resnet20 on 16x16 inputs, 150 training images in batches of 50: three steps an epoch.
+TINY = ["--preset", "paper", "--val-split", "50", "--batch-size", "50", "--input-size", "16", "--lr", "0.05"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch):
+    """The test machine is shared: one thread is many times faster than two that spin waiting for a busy core."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def tiny_data(tmp_path):
+    write_cifar10(tmp_path / "data", n_train=200, n_test=40)
+    return tmp_path / "data"
+
+
+def train(*args) -> int:
+    return main(["train", *map(str, args)])
+
+
+def test_run_folder_holds_every_file(tiny_data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert train(*TINY, "--data-dir", tiny_data, "--epochs", 2, "--ema", "--tta", "flip", "--evaluate-test",
+                 "--output", run) == 0
+    err = capsys.readouterr().err
+    assert err.count("epoch ") >= 2 and "val loss" in err  # one line per epoch (stderr is not a terminal here)
+
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["model"] == "resnet20" and config["epochs"] == 2 and config["ema"] is True
+
+    with open(run / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
+    assert [int(row["epoch"]) for row in rows] == [1, 2]
+    for row in rows:
+        assert float(row["val_acc"]) * 50 == pytest.approx(round(float(row["val_acc"]) * 50))  # whole samples of 50
+        assert float(row["train_acc"]) * 150 == pytest.approx(round(float(row["train_acc"]) * 150))
+
+    assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["best_val_acc"] == max(float(row["val_acc"]) for row in rows)
+    assert summary["test_images"] == 40 and 0 <= summary["test_acc"] <= 1
+    assert summary["images_per_second"] > 0 and summary["steps"] == 6
+
+    for name in ("last.pt", "best.pt"):
+        state = torch.load(run / "checkpoints" / name, weights_only=True)
+        for key in ("format_version", "model_name", "model_kwargs", "model", "classes", "preprocessing", "ema",
+                    "optimizer", "scheduler", "scaler", "rng", "epoch", "step", "loader", "config"):
+            assert key in state, key
+        assert state["preprocessing"]["input_size"] == 16 and len(state["preprocessing"]["mean"]) == 3
+    assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["loader"] == {"epoch": 2, "batch": 0}
+    model = load_checkpoint(run / "checkpoints" / "best.pt")
+    assert model.uses_ema and model(torch.zeros(1, 3, 16, 16)).shape == (1, 10)
+
+
+def test_config_file_reruns_a_run_and_flags_override_it(tiny_data, tmp_path):
+    first = tmp_path / "first"
+    assert train(*TINY, "--data-dir", tiny_data, "--epochs", 1, "--output", first) == 0
+    second = tmp_path / "second"
+    assert train("--config", first / "config.yaml", "--seed", 3, "--output", second) == 0
+    a, b = (yaml.safe_load((run / "config.yaml").read_text()) for run in (first, second))
+    assert b.pop("seed") == 3 and a.pop("seed") == 0
+    assert a == b
+
+
+def test_existing_run_is_not_overwritten_silently(tiny_data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert train(*TINY, "--data-dir", tiny_data, "--epochs", 1, "--output", run) == 0
+    before = (run / "checkpoints" / "last.pt").read_bytes()
+    capsys.readouterr()
+    assert train(*TINY, "--data-dir", tiny_data, "--epochs", 1, "--output", run) == 2
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and "--overwrite" in err
+    assert (run / "checkpoints" / "last.pt").read_bytes() == before
+    (run / "notes.txt").write_text("mine")
+    assert train(*TINY, "--data-dir", tiny_data, "--epochs", 1, "--seed", 1, "--output", run, "--overwrite") == 0
+    assert (run / "notes.txt").read_text() == "mine"  # only the tool's own files are replaced
+    assert yaml.safe_load((run / "config.yaml").read_text())["seed"] == 1
+
+
+def test_unknown_config_key_is_one_sentence(tiny_data, tmp_path, capsys):
+    config = tmp_path / "my.yaml"
+    config.write_text("epochs: 1\nbatchsize: 64\n")
+    assert train("--config", config, "--data-dir", tiny_data, "--output", tmp_path / "run") == 2
+    err = capsys.readouterr().err.strip()
+    assert "Unknown setting 'batchsize'" in err and str(config) in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_extends_a_finished_run(tiny_data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert train(*TINY, "--data-dir", tiny_data, "--epochs", 1, "--output", run) == 0
+    assert train("--resume", run) == 2
+    assert "pass --epochs N" in capsys.readouterr().err
+    assert train("--resume", run, "--lr", 0.1) == 2
+    assert "--lr cannot be given" in capsys.readouterr().err
+    assert train("--resume", run / "checkpoints" / "last.pt", "--epochs", 2) == 0
+    with open(run / "metrics.csv", newline="") as f:
+        assert [row["epoch"] for row in csv.DictReader(f)] == ["1", "2"]
+    assert yaml.safe_load((run / "config.yaml").read_text())["epochs"] == 2
+    assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["step"] == 6

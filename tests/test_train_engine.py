@@ -1,0 +1,106 @@
+"""The engine's parts: sample-weighted totals, every evaluation sample counted, schedules, optimizer groups, EMA."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from resnet_cifar.config import TrainConfig
+from resnet_cifar.data import Loader, Split
+from resnet_cifar.evaluation import evaluate
+from resnet_cifar.models import create_model
+from resnet_cifar.train.ema import EMA
+from resnet_cifar.train.engine import Engine, EpochTotals, NonFiniteLoss
+from resnet_cifar.train.optim import Schedule, build_optimizer, build_schedule
+
+
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch):
+    """The test machine is shared: one thread is many times faster than two that spin waiting for a busy core."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+def _engine(model, lr=0.0):
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    return Engine(model, model, optimizer, Schedule("constant", lr, 100), torch.amp.GradScaler("cpu", enabled=False), None)
+
+
+def test_training_totals_are_weighted_by_sample():
+    torch.manual_seed(0)
+    model = create_model("resnet20")
+    batches = [(torch.randn(3, 3, 8, 8), torch.tensor([0, 1, 2])), (torch.randn(1, 3, 8, 8), torch.tensor([3]))]
+    with torch.no_grad():  # lr 0: the weights stay, and train-mode outputs do not depend on running statistics
+        model.train()
+        losses = torch.cat([F.cross_entropy(model(x), y, reduction="none") for x, y in batches])
+    totals = EpochTotals.zeros(torch.device("cpu"))
+    assert _engine(model).train_epoch(batches, totals, should_stop=lambda: False, on_check=lambda *_: None)
+    loss, _ = totals.read()
+    assert (totals.count, totals.batches) == (4, 2)
+    assert loss == pytest.approx(losses.mean().item(), rel=1e-5)  # not the mean of the two batch means
+    assert loss != pytest.approx((losses[:3].mean() + losses[3]).item() / 2, rel=1e-3)
+
+
+def test_stop_request_ends_the_epoch_after_the_current_step():
+    model = create_model("resnet20")
+    batches = [(torch.randn(2, 3, 8, 8), torch.tensor([0, 1]))] * 5
+    totals = EpochTotals.zeros(torch.device("cpu"))
+    engine = _engine(model, lr=0.01)
+    assert not engine.train_epoch(batches, totals, should_stop=lambda: totals.batches == 2, on_check=lambda *_: None)
+    assert (engine.step, totals.batches, totals.count) == (2, 2, 4)
+
+
+def test_non_finite_loss_is_reported():
+    totals = EpochTotals(torch.tensor([math.nan, 1.0], dtype=torch.float64), count=2)
+    with pytest.raises(NonFiniteLoss):
+        totals.read()
+
+
+def test_evaluation_counts_every_sample_of_an_uneven_split():
+    torch.manual_seed(0)
+    split = Split(torch.randint(0, 256, (101, 3, 8, 8), dtype=torch.uint8), torch.randint(0, 10, (101,)))
+    loader = Loader(split, batch_size=50, device="cpu", mean=(0.5,) * 3, std=(0.25,) * 3, train=False)
+    metrics = evaluate(create_model("resnet20"), loader.epoch(0), 10)
+    assert metrics.count == 101
+
+
+def test_multistep_divides_by_ten_at_the_milestones():
+    schedule = Schedule("multistep", 0.1, 64000, milestones=(0.5, 0.75))
+    assert [schedule(s) for s in (0, 31999, 32000, 47999, 48000, 63999)] == pytest.approx(
+        [0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+
+
+def test_warmup_then_cosine_and_linear_decay():
+    for kind in ("cosine", "linear"):
+        schedule = Schedule(kind, 1.0, 110, warmup_steps=10)
+        assert schedule(0) == pytest.approx(0.01)
+        assert schedule(5) == pytest.approx(0.505)
+        assert schedule(10) == pytest.approx(1.0)
+        assert schedule(60) == pytest.approx(0.5)
+        assert schedule(110) == pytest.approx(0.0, abs=1e-12)
+    assert build_schedule(TrainConfig(epochs=3, warmup_epochs=0.5), steps_per_epoch=10).warmup_steps == 5
+
+
+def test_batchnorm_and_biases_can_be_exempt_from_weight_decay():
+    model = create_model("resnet20")
+    groups = build_optimizer(model, TrainConfig(weight_decay=5e-4, weight_decay_bn_bias=False)).param_groups
+    assert [g["weight_decay"] for g in groups] == [5e-4, 0.0]
+    assert all(p.ndim > 1 for p in groups[0]["params"]) and all(p.ndim == 1 for p in groups[1]["params"])
+    assert len(build_optimizer(model, TrainConfig(optimizer="adamw")).param_groups) == 1
+
+
+def test_ema_follows_the_weights_with_a_short_memory_at_first():
+    model = torch.nn.Linear(2, 1)
+    ema = EMA(model, decay=0.99)
+    start = ema.module.weight.clone()
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    ema.update(step=0)  # the decay starts at (1 + 0) / (10 + 0) = 0.1, not 0.99: mostly the new weights
+    assert torch.allclose(ema.module.weight, 0.1 * start + 0.9)
+    ema.update(step=10_000)  # later the full decay applies
+    assert torch.allclose(ema.module.weight, 0.99 * (0.1 * start + 0.9) + 0.01)
+    assert not ema.module.weight.requires_grad

@@ -1,6 +1,7 @@
 """The engine's parts: sample-weighted totals, every evaluation sample counted, schedules, optimizer groups, EMA."""
 from __future__ import annotations
 
+import io
 import math
 
 import pytest
@@ -14,6 +15,7 @@ from resnet_cifar.models import create_model
 from resnet_cifar.train.ema import EMA
 from resnet_cifar.train.engine import Engine, EpochTotals, NonFiniteLoss
 from resnet_cifar.train.optim import Schedule, build_optimizer, build_schedule
+from resnet_cifar.train.progress import Progress
 
 
 @pytest.fixture(autouse=True)
@@ -104,3 +106,21 @@ def test_ema_follows_the_weights_with_a_short_memory_at_first():
     ema.update(step=10_000)  # later the full decay applies
     assert torch.allclose(ema.module.weight, 0.99 * (0.1 * start + 0.9) + 0.01)
     assert not ema.module.weight.requires_grad
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_a_bar_on_a_terminal_and_a_line_per_epoch_in_a_log():
+    row = {"epoch": 1, "lr": 0.1, "train_loss": 2.0, "train_acc": 0.25, "val_loss": 1.9, "val_acc": 0.3, "seconds": 4.0}
+    totals = EpochTotals(torch.zeros(2, dtype=torch.float64), count=640, batches=5, seconds=2.0)
+    for stream, bar in ((FakeTerminal(), True), (io.StringIO(), False)):
+        progress = Progress(epochs=3, steps_per_epoch=10, first_step=0, enabled=True, stream=stream)
+        progress.start_epoch(0, start_batch=0)
+        progress.update(totals, 2.0, 0.25, step=5)
+        progress.end_epoch(row, images_per_second=320.0, step=10)
+        text = stream.getvalue()
+        assert ("320 img/s, loss 2.000, acc 25.00%, run ETA" in text) == bar
+        assert text.rstrip().splitlines()[-1].startswith("epoch 1/3  lr 0.1  train loss 2.0000 acc 25.00%  val loss")

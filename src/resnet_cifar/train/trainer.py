@@ -64,8 +64,9 @@ def train(config: TrainConfig, run_dir: Path, *, resume: tuple[Path, dict[str, A
                           flip=config.flip, cutout=config.cutout, **loader_options)
     val_loader = Loader(dataset.val, train=False, **loader_options) if dataset.val is not None else None
 
-    model_kwargs = {"num_classes": dataset.num_classes, "stem": config.stem,
-                    "zero_init_residual": config.zero_init_residual}
+    model_kwargs = {"num_classes": dataset.num_classes, "stem": config.stem}
+    if config.zero_init_residual:  # passed only when asked: not every network of the zoo has the option
+        model_kwargs["zero_init_residual"] = True
     model = create_model(config.model, **model_kwargs)
     if config.init_from and resume is None:
         init_from_torchvision(model, config.init_from)

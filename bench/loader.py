@@ -6,9 +6,12 @@ top. The baseline is what most CIFAR repositories do: a DataLoader with 2
 worker processes applying RandomCrop, RandomHorizontalFlip, ToTensor and
 Normalize to one PIL image at a time. Both read the same images (random pixels:
 the content does not change the cost) and each is timed over whole epochs
-after a warm-up epoch.
+after a warm-up epoch. Ours runs in the main process with one thread by
+default (--threads), the baseline in two worker processes: on a shared machine
+a single thread is also the steadiest measure, because PyTorch's threads wait
+for each other whenever another process takes a core.
 
-    python bench/loader.py [--images 10000] [--batch-size 512] [--epochs 3]
+    python bench/loader.py [--images 10000] [--batch-size 512] [--epochs 2] [--threads 1]
 
 The last line is `RESULT loader_img_s=... baseline_img_s=... ratio=...`.
 """
@@ -53,9 +56,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=10000)
     parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument("--epochs", type=int, default=3, help="timed epochs after one warm-up epoch")
+    parser.add_argument("--epochs", type=int, default=2, help="timed epochs after one warm-up epoch")
     parser.add_argument("--workers", type=int, default=2, help="baseline DataLoader worker processes")
+    parser.add_argument("--threads", type=int, default=1, help="PyTorch threads for our loader")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     rng = np.random.default_rng(0)
     images_hwc = rng.integers(0, 256, (args.images, 32, 32, 3), dtype=np.uint8)

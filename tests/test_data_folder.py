@@ -144,3 +144,13 @@ def test_real_jpeg_images_from_shared_data_load_as_a_folder(shared_jpeg_folder):
     assert len(ds.classes) == 2 and len(ds.train) == 270 and len(ds.val) == 30
     assert ds.train.images.shape[1:] == (3, 32, 32)
     assert 0.3 < ds.mean[0] < 0.7 and 0.1 < ds.std[0] < 0.4  # real photographs, not blank or saturated images
+
+
+def test_a_cache_that_cannot_be_written_costs_only_time(mixed_folder, monkeypatch, caplog):
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(folder_module.torch, "save", disk_full)
+    assert len(load_dataset("folder", mixed_folder, splits=("train",), val_split=0).train) == 5
+    assert "Cannot write the image cache" in caplog.text
+    assert list((mixed_folder / CACHE_FOLDER).iterdir()) == []  # no temporary file left behind

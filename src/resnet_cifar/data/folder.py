@@ -80,7 +80,7 @@ def _class_names(folder: Path) -> list[str]:
 
 def _list_images(folder: Path, classes: list[str]) -> list[tuple[Path, int, os.stat_result]]:
     """(file, label, stat) for every image under folder/<class>/, in a fixed order."""
-    extensions = Image.registered_extensions()
+    extensions = {ext for ext, image_format in Image.registered_extensions().items() if image_format in Image.OPEN}
     found = []
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         if not entry.is_dir() or entry.name.startswith("."):
@@ -145,21 +145,25 @@ def _read_cache(path: Path) -> Split | None:
 
 
 def _write_cache(path: Path, split: Split) -> None:
-    """Write atomically (temporary file, then rename) and drop older caches of the same split."""
+    """Write atomically (temporary file, then rename) and drop older caches of the same split.
+
+    A cache that cannot be written (read-only folder, full disk) costs only time.
+    """
+    tmp = None
     try:
         path.parent.mkdir(exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as error:
-        log.warning("Cannot write the image cache in %s (%s); the next run will decode the images again.",
-                    path.parent, error.strerror)
-        return
-    tmp = Path(tmp_name)
-    try:
+        tmp = Path(tmp_name)
         with os.fdopen(fd, "wb") as f:
             torch.save({"images": split.images, "labels": split.labels}, f)
         os.replace(tmp, path)
+    except OSError as error:
+        log.warning("Cannot write the image cache in %s (%s); the next run will decode the images again.",
+                    path.parent, error.strerror or error)
+        return
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
     prefix = path.name.rsplit("-", 1)[0]
     for old in path.parent.glob(f"{prefix}-*.pt"):
         if old != path:

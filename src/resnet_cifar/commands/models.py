@@ -32,6 +32,8 @@ def print_zoo(args: argparse.Namespace, options: dict) -> None:
     print(f"{'model':<11} {'family':<12} {'block':<10} {'stages':<13} {'parameters':>12} {'GFLOPs':>8}")
     for name in list_models():
         arch = ARCHITECTURES[name]
+        if arch.shortcut is None and (options or args.stem != "cifar"):
+            continue  # a network with one stem and no shortcut choice: the options don't apply
         model = create_model(name, num_classes=args.num_classes, stem=args.stem, **options)
         gflops = count_flops(model, args.input_size) / 1e9
         stages = "-".join(str(n) for n in arch.layers)

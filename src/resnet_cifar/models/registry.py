@@ -7,16 +7,18 @@ from dataclasses import dataclass
 from torch import nn
 
 from resnet_cifar.errors import UserError
+from resnet_cifar.models.fast import FastResNet, PoolBlock
 from resnet_cifar.models.resnet import BasicBlock, Bottleneck, ResNet
 
 
 @dataclass(frozen=True)
 class Architecture:
-    block: type[BasicBlock] | type[Bottleneck]
+    block: type[BasicBlock] | type[Bottleneck] | type[PoolBlock]
     layers: tuple[int, ...]
     widths: tuple[int, ...]
-    shortcut: str  # the default; `create_model(..., shortcut=...)` overrides it
+    shortcut: str | None  # the default; `create_model(..., shortcut=...)` overrides it; None: no choice
     family: str
+    network: type[ResNet] | type[FastResNet] = ResNet
 
 
 def _paper(depth: int) -> Architecture:
@@ -41,14 +43,18 @@ ARCHITECTURES: dict[str, Architecture] = {
     "resnet50": _imagenet(Bottleneck, (3, 4, 6, 3)),
     "resnet101": _imagenet(Bottleneck, (3, 4, 23, 3)),
     "resnet152": _imagenet(Bottleneck, (3, 8, 36, 3)),
+    # The `fast` recipe's network: 8 weighted layers, airbench94's widths, residual blocks.
+    "fastresnet8": Architecture(PoolBlock, (1, 1, 1), (64, 256, 256), None, "fast", FastResNet),
 }
 
-# Keyword arguments of ResNet that a caller may set through create_model.
-OPTIONS = tuple(
-    name
-    for name, parameter in inspect.signature(ResNet).parameters.items()
-    if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name not in ("num_classes", "stem")
-)
+
+def _options(network: type) -> tuple[str, ...]:
+    """Keyword arguments of `network` that a caller may set through create_model."""
+    return tuple(
+        name
+        for name, parameter in inspect.signature(network).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name not in ("num_classes", "stem")
+    )
 
 
 def list_models() -> list[str]:
@@ -56,19 +62,21 @@ def list_models() -> list[str]:
     return list(ARCHITECTURES)
 
 
-def create_model(name: str, *, num_classes: int = 10, stem: str = "cifar", **kwargs) -> ResNet:
-    """Build a freshly initialised ResNet by name.
+def create_model(name: str, *, num_classes: int = 10, stem: str = "cifar", **kwargs) -> ResNet | FastResNet:
+    """Build a freshly initialised network by name.
 
-    kwargs: shortcut ("A" or "B"), zero_init_residual (bool), in_channels (int).
+    kwargs: shortcut ("A" or "B"; ResNet only), zero_init_residual (bool), in_channels (int).
     """
     if name not in ARCHITECTURES:
         raise UserError(f"Unknown model {name!r}; choose one of: {', '.join(ARCHITECTURES)}.")
-    unknown = sorted(set(kwargs) - set(OPTIONS))
-    if unknown:
-        raise UserError(f"Unknown model option(s) {', '.join(unknown)}; valid options: {', '.join(OPTIONS)}.")
     arch = ARCHITECTURES[name]
-    kwargs.setdefault("shortcut", arch.shortcut)
-    return ResNet(arch.block, arch.layers, arch.widths, num_classes=num_classes, stem=stem, **kwargs)
+    options = _options(arch.network)
+    unknown = sorted(set(kwargs) - set(options))
+    if unknown:
+        raise UserError(f"Unknown model option(s) {', '.join(unknown)} for {name}; valid options: {', '.join(options)}.")
+    if arch.shortcut is not None:
+        kwargs.setdefault("shortcut", arch.shortcut)
+    return arch.network(arch.block, arch.layers, arch.widths, num_classes=num_classes, stem=stem, **kwargs)
 
 
 def count_parameters(model: nn.Module) -> int:

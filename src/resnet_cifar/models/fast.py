@@ -1,0 +1,133 @@
+"""A small residual network for the `fast` recipe: most accuracy per FLOP on 32x32 images.
+
+The layout follows the fast CIFAR-10 networks of Myrtle.ai ("How to train your
+ResNet", the ResNet-9) and Keller Jordan's airbench94, shrunk to airbench's
+widths so that ten epochs cost about a third of a PFLOP:
+
+    stem     2x2 convolution, 24 channels, bias, GELU     (patch-whitened from data before training)
+    layer1   PoolBlock  24 -> 64,  31x31 -> 15x15
+    layer2   PoolBlock  64 -> 256, 15x15 -> 7x7
+    layer3   PoolBlock 256 -> 256,  7x7 -> 3x3
+    head     global max-pool, linear without bias, logits scaled by 1/9
+
+Each PoolBlock widens with a 3x3 convolution, halves the resolution with a max-pool
+(cheaper than a strided convolution and no worse here), then adds a residual 3x3
+convolution branch to that result: a genuine shortcut addition, where airbench
+relies on identity-initialised filters instead.
+
+The module names match `ResNet` (`conv1 bn1 maxpool layer1..3 fc`, `stage_names`,
+`forward_features`, `reset_classifier`) so the layer table, checkpoints and
+export treat both alike.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from resnet_cifar.errors import UserError
+
+# 2x2 patches of 3 channels have 12 dimensions; the stem keeps each whitened
+# direction and its negative, so the GELU after it loses no information.
+STEM_KERNEL = 2
+STEM_WIDTH = 2 * 3 * STEM_KERNEL**2
+# Logits this small at initialisation keep the first large-learning-rate steps
+# from saturating the softmax (airbench's value).
+LOGIT_SCALE = 1 / 9
+
+
+def batch_norm(channels: int) -> nn.BatchNorm2d:
+    """BatchNorm with its scale fixed at 1 and running statistics that follow the weights closely.
+
+    A learned scale adds nothing the next convolution cannot do, and at the `fast`
+    recipe's learning rates it only adds noise; only the shift (bias) is trained.
+    A run is a few hundred steps of large moves, so the running statistics use a
+    short memory (momentum 0.4 instead of 0.1) to match the final weights.
+    """
+    norm = nn.BatchNorm2d(channels, momentum=0.4)
+    norm.weight.requires_grad_(False)
+    return norm
+
+
+class PoolBlock(nn.Module):
+    """conv3x3 -> max-pool 2 -> BN -> GELU, then x + GELU(BN(conv3x3(x)))."""
+
+    expansion = 1
+
+    def __init__(self, in_planes: int, planes: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, padding=1, bias=False)
+        self.pool = nn.MaxPool2d(2)
+        self.bn1 = batch_norm(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
+        self.bn2 = batch_norm(planes)
+        self.act = nn.GELU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act(self.bn1(self.pool(self.conv1(x))))
+        return x + self.act(self.bn2(self.conv2(x)))
+
+
+class FastResNet(nn.Module):
+    """The stem, one PoolBlock per entry of `widths` (`layers` must be all ones), max-pool, classifier."""
+
+    def __init__(
+        self,
+        block: type[PoolBlock],
+        layers: Sequence[int],
+        widths: Sequence[int],
+        *,
+        num_classes: int = 10,
+        stem: str = "cifar",
+        in_channels: int = 3,
+    ):
+        super().__init__()
+        if stem != "cifar":
+            raise UserError(f"Unknown stem {stem!r} for this network: it is built for 32x32 images and has only the 'cifar' stem.")
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise UserError(f"num_classes must be a positive integer, got {num_classes!r}.")
+        if any(n != 1 for n in layers):
+            raise ValueError(f"FastResNet has one block per stage; got layers={tuple(layers)}.")
+        self.stem = stem
+        self.conv1 = nn.Conv2d(in_channels, 2 * in_channels * STEM_KERNEL**2, STEM_KERNEL, bias=True)
+        self.bn1 = nn.Identity()  # the whitened stem is normalised by construction
+        self.act = nn.GELU()
+        self.maxpool = nn.Identity()
+        in_planes = self.conv1.out_channels
+        self.stage_names: list[str] = []
+        for index, planes in enumerate(widths):
+            name = f"layer{index + 1}"
+            setattr(self, name, nn.Sequential(block(in_planes, planes)))
+            self.stage_names.append(name)
+            in_planes = planes
+        self.avgpool = nn.AdaptiveMaxPool2d(1)  # named like ResNet's; a max-pool is better for this short network
+        self.num_features = in_planes
+        self.fc = nn.Linear(in_planes, num_classes, bias=False)
+
+        for module in self.modules():
+            if isinstance(module, PoolBlock):
+                # The first filters of each widening convolution start as the identity on
+                # the incoming channels, so every block starts by passing its input on
+                # (airbench: worth about a sixth of the epochs).
+                nn.init.dirac_(module.conv1.weight[: module.conv1.in_channels])
+
+    @property
+    def num_classes(self) -> int:
+        return self.fc.out_features
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the final layer with a freshly initialised one, e.g. to fine-tune on new classes."""
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise UserError(f"num_classes must be a positive integer, got {num_classes!r}.")
+        old = self.fc
+        self.fc = nn.Linear(self.num_features, num_classes, bias=False).to(device=old.weight.device, dtype=old.weight.dtype)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.act(self.bn1(self.conv1(x))))
+        for name in self.stage_names:
+            x = getattr(self, name)(x)
+        return torch.flatten(self.avgpool(x), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.forward_features(x)) * LOGIT_SCALE

@@ -84,22 +84,7 @@ def train(config: TrainConfig, run_dir: Path, *, resume: tuple[Path, dict[str, A
 
     record, totals, start_epoch = Record(), EpochTotals.zeros(device), 0
     if resume is not None:
-        path, state = resume
-        if list(state["classes"]) != list(dataset.classes):
-            raise UserError(f"{path} was trained on {len(state['classes'])} classes, but {config.data_dir} has "
-                            f"{dataset.num_classes} ({', '.join(dataset.classes[:5])}...); resume with the data it was trained on.")
-        load_model_state(model, state["model"], f"Checkpoint {path}")
-        optimizer.load_state_dict(state["optimizer"])
-        if state["scaler"]:
-            scaler.load_state_dict(state["scaler"])
-        if ema is not None and state["ema"] is not None:
-            ema.load_state_dict(state["ema"])
-        engine.step = state["step"]
-        record = Record(**state["record"])
-        start_epoch = state["loader"]["epoch"]
-        saved = state["epoch_totals"]
-        totals = EpochTotals(saved["sums"].to(device), saved["count"], state["loader"]["batch"], saved["seconds"])
-        set_rng_state(state["rng"])
+        record, totals, start_epoch = _restore(*resume, dataset.classes, config, engine, device)
 
     def checkpoint_state(epochs_done: int) -> dict[str, Any]:
         return {
@@ -150,9 +135,8 @@ def train(config: TrainConfig, run_dir: Path, *, resume: tuple[Path, dict[str, A
                                     "Start again with a lower --lr, --grad-clip 1 or --amp off.") from error
                 if not finished:
                     folder.save(checkpoint_state(epoch), best=False)
-                    progress.message(f"Stopped by {stop.signal_name} in epoch {epoch + 1} after batch {totals.batches} "
-                                     f"of {len(train_loader)}; saved {folder.last}. "
-                                     f"Resume with: resnet-cifar train --resume {run_dir}")
+                    where = f"in epoch {epoch + 1} after batch {totals.batches} of {len(train_loader)}"
+                    progress.message(_stopped(stop.signal_name, where, folder.last, run_dir))
                     return stop.exit_code
                 eval_started = time.monotonic()
                 val = _evaluate(eval_model, val_loader, dataset.num_classes, config, dtype) if val_loader else None
@@ -172,8 +156,7 @@ def train(config: TrainConfig, run_dir: Path, *, resume: tuple[Path, dict[str, A
                 folder.write_metrics(rows)
                 progress.end_epoch(row, images_per_second, engine.step)
                 if stop.signal_name is not None:
-                    progress.message(f"Stopped by {stop.signal_name} after epoch {epoch + 1}; saved {folder.last}. "
-                                     f"Resume with: resnet-cifar train --resume {run_dir}")
+                    progress.message(_stopped(stop.signal_name, f"after epoch {epoch + 1}", folder.last, run_dir))
                     return stop.exit_code
         summary = _summary(config, record, rows, model, device, dtype, engine.step)
         if config.evaluate_test:
@@ -186,6 +169,30 @@ def train(config: TrainConfig, run_dir: Path, *, resume: tuple[Path, dict[str, A
     if main:
         print(_final_line(summary, run_dir), file=sys.stdout, flush=True)
     return 0
+
+
+def _restore(path: Path, state: dict[str, Any], classes: list[str], config: TrainConfig, engine: Engine,
+             device: torch.device) -> tuple[Record, EpochTotals, int]:
+    """Put the checkpoint's training state into the freshly built parts; returns the tally, the
+    partial epoch's totals and the epoch to continue. RNG last, as building the parts drew from it."""
+    if list(state["classes"]) != list(classes):
+        raise UserError(f"{path} was trained on {len(state['classes'])} classes, but {config.data_dir} has "
+                        f"{len(classes)} ({', '.join(classes[:5])}...); resume with the data it was trained on.")
+    load_model_state(engine.model, state["model"], f"Checkpoint {path}")
+    engine.optimizer.load_state_dict(state["optimizer"])
+    if state["scaler"]:
+        engine.scaler.load_state_dict(state["scaler"])
+    if engine.ema is not None and state["ema"] is not None:
+        engine.ema.load_state_dict(state["ema"])
+    engine.step = state["step"]
+    saved = state["epoch_totals"]
+    totals = EpochTotals(saved["sums"].to(device), saved["count"], state["loader"]["batch"], saved["seconds"])
+    set_rng_state(state["rng"])
+    return Record(**state["record"]), totals, state["loader"]["epoch"]
+
+
+def _stopped(signal_name: str, where: str, checkpoint: Path, run_dir: Path) -> str:
+    return f"Stopped by {signal_name} {where}; saved {checkpoint}. Resume with: resnet-cifar train --resume {run_dir}"
 
 
 def _evaluate(model: nn.Module, loader: Loader, num_classes: int, config: TrainConfig, dtype) -> Metrics:

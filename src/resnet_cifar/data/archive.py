@@ -72,6 +72,10 @@ def extract(archive: Path, top: str) -> Path:
         with tarfile.open(archive, "r:*") as tar:
             for member in tar:
                 _extract_member(tar, member, work, archive, top)
+            # Read to the end of the compressed stream, so its checksum is verified
+            # even where the damage lies after the last member.
+            while tar.fileobj.read(_CHUNK):
+                pass
         if not (work / top).is_dir():
             raise UserError(f"{archive} does not hold a {top}/ folder; is it the right archive?")
         os.replace(work / top, destination)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import pickle
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,7 +145,9 @@ def _load(path: Path) -> dict:
         content = load_data_pickle(path)
     except RefusedPickle as error:
         raise UserError(f"{path} was not loaded because {error}; use the official release files.") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError, zlib.error) as error:
+    # A damaged pickle fails in many ways; a corrupt length field can even ask for terabytes (MemoryError).
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError,
+            OverflowError, MemoryError) as error:
         raise UserError(f"{path} is truncated or damaged ({error or type(error).__name__}); "
                         "replace it with a fresh copy.") from None
     if not isinstance(content, dict):
@@ -186,5 +187,8 @@ def _integers(values: object) -> np.ndarray | None:
     if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
         return values.astype(np.int64)
     if isinstance(values, list) and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
-        return np.array(values, dtype=np.int64)
+        try:
+            return np.array(values, dtype=np.int64)
+        except OverflowError:
+            return None
     return None

@@ -258,9 +258,15 @@ def test_archive_members_that_could_escape_are_refused(tmp_path, bad):
     assert not Path("/tmp/escaped-absolute-resnet-cifar-test").exists()
 
 
-def test_truncated_archive_is_named_and_leaves_nothing(tmp_path):
+@pytest.mark.parametrize("damage", ["truncated", "corrupted"])
+def test_damaged_archive_is_named_and_leaves_nothing(tmp_path, damage):
     archive = write_cifar10(tmp_path, n_train=200, n_test=10, archive=True)
-    archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    data = bytearray(archive.read_bytes())
+    if damage == "truncated":
+        del data[len(data) // 2:]
+    else:
+        data[len(data) // 2] ^= 0xFF  # caught by the gzip checksum at the end of the stream
+    archive.write_bytes(bytes(data))
     with pytest.raises(UserError, match=r"cifar-10-python.tar.gz is truncated or damaged"):
         load_dataset("cifar10", tmp_path, val_split=10)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cifar-10-python.tar.gz"]

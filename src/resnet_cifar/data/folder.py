@@ -156,6 +156,7 @@ def _write_cache(path: Path, split: Split) -> None:
         tmp = Path(tmp_name)
         with os.fdopen(fd, "wb") as f:
             torch.save({"images": split.images, "labels": split.labels}, f)
+        tmp.chmod(0o644)  # mkstemp makes it private; others using the same data folder may read it
         os.replace(tmp, path)
     except OSError as error:
         log.warning("Cannot write the image cache in %s (%s); the next run will decode the images again.",

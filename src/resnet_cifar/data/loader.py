@@ -14,13 +14,14 @@ tensor operations there (the airbench approach):
   4. an optional bilinear resize feeds models that expect larger inputs.
 
 Pixels are stored packed, one int32 (R, G, B and a spare byte) per pixel, so the
-gather moves whole pixels rather than single bytes: about ten times faster on a CPU.
+gather moves whole pixels rather than single bytes: about ten times faster on a
+CPU, for a third more memory than plain uint8.
 
 All randomness of an epoch (the permutation, shifts, flips, cutout positions)
 is drawn up front from (seed, epoch) on the CPU and copied to the device once,
 so a batch depends only on (seed, epoch, batch index): `epoch(e, start_batch=k)`
-resumes mid-epoch exactly, and the same seed gives the same batches on CPU and
-GPU. Nothing in the per-batch path copies to or from the host or waits for
+resumes mid-epoch exactly, and CPU and GPU draw the same random choices.
+Nothing in the per-batch path copies to or from the host or waits for
 the device.
 """
 from __future__ import annotations

@@ -118,3 +118,16 @@ def test_resume_extends_a_finished_run(tiny_data, tmp_path, capsys):
         assert [row["epoch"] for row in csv.DictReader(f)] == ["1", "2"]
     assert yaml.safe_load((run / "config.yaml").read_text())["epochs"] == 2
     assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["step"] == 6
+
+
+def test_init_from_torchvision_weights_and_default_run_folder(tiny_data, tmp_path, monkeypatch):
+    torchvision = pytest.importorskip("torchvision")
+    weights = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), weights)
+    monkeypatch.chdir(tmp_path)
+    assert train(*TINY, "--data-dir", tiny_data, "--epochs", 1, "--model", "resnet18", "--stem", "imagenet",
+                 "--init-from", weights, "--lr", 1e-9, "--weight-decay", 0) == 0
+    (run,) = (tmp_path / "runs").iterdir()
+    assert run.name.startswith("paper-")
+    trained = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["model"]
+    assert torch.allclose(trained["conv1.weight"], torch.load(weights, weights_only=True)["conv1.weight"], atol=1e-6)

@@ -9,12 +9,14 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
-
 
 def plot_curves(rows: Sequence[dict], path: str | Path) -> None:
     """Loss and accuracy against epoch, train and validation (when there is one), written atomically to `path`."""
+    # Imported here, not at the top: matplotlib takes seconds to import, and every
+    # `resnet-cifar` command imports this module through the train command.
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
     path = Path(path)
     epochs = [row["epoch"] for row in rows]
     figure = Figure(figsize=(10, 4), layout="constrained")

@@ -51,7 +51,7 @@ def has_split(root: Path, split: str) -> bool:
 
 
 def read_folder(root: str | Path, splits: set[str], image_size: int = 32) -> tuple[list[str], dict[str, Split]]:
-    """Class names (the sub-folders of train/) and the requested splits that exist as folders."""
+    """Class names (the sub-folders of train/) and the requested splits, each of which must be a folder."""
     root = Path(root)
     if image_size < 1:
         raise UserError(f"image_size must be a positive number of pixels, not {image_size}.")

@@ -131,3 +131,12 @@ def test_init_from_torchvision_weights_and_default_run_folder(tiny_data, tmp_pat
     assert run.name.startswith("paper-")
     trained = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["model"]
     assert torch.allclose(trained["conv1.weight"], torch.load(weights, weights_only=True)["conv1.weight"], atol=1e-6)
+
+
+def test_resume_needs_a_run_folder_or_its_checkpoint(tmp_path, capsys):
+    assert train("--resume", tmp_path) == 2
+    assert "holds no checkpoints/last.pt" in capsys.readouterr().err
+    stray = tmp_path / "model.pt"
+    stray.write_bytes(b"")
+    assert train("--resume", stray) == 2
+    assert "inside a run folder's checkpoints/" in capsys.readouterr().err

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import io
 import math
+import os
+import signal
 
 import pytest
 import torch
@@ -14,6 +16,7 @@ from resnet_cifar.evaluation import evaluate
 from resnet_cifar.models import create_model
 from resnet_cifar.train.ema import EMA
 from resnet_cifar.train.engine import Engine, EpochTotals, NonFiniteLoss
+from resnet_cifar.train.interrupt import StopRequest
 from resnet_cifar.train.optim import Schedule, build_optimizer, build_schedule
 from resnet_cifar.train.progress import Progress
 
@@ -124,3 +127,27 @@ def test_progress_is_a_bar_on_a_terminal_and_a_line_per_epoch_in_a_log():
         text = stream.getvalue()
         assert ("320 img/s, loss 2.000, acc 25.00%, run ETA" in text) == bar
         assert text.rstrip().splitlines()[-1].startswith("epoch 1/3  lr 0.1  train loss 2.0000 acc 25.00%  val loss")
+
+
+def test_bf16_autocast_on_the_cpu_trains():
+    torch.manual_seed(0)
+    model = create_model("resnet20")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    engine = Engine(model, model, optimizer, Schedule("constant", 0.1, 10), torch.amp.GradScaler("cpu", enabled=False),
+                    torch.bfloat16, grad_clip=1.0)
+    batches = [(torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 3]))] * 2
+    totals = EpochTotals.zeros(torch.device("cpu"))
+    assert engine.train_epoch(batches, totals, should_stop=lambda: False, on_check=lambda *_: None)
+    assert math.isfinite(totals.read()[0]) and model.fc.weight.dtype == torch.float32
+
+
+def test_first_signal_asks_to_stop_and_a_second_ctrl_c_stops_at_once():
+    with StopRequest() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.signal_name == "SIGINT" and stop.exit_code == 130
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    with StopRequest() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.exit_code == 143
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

@@ -144,7 +144,7 @@ def _resume(args: argparse.Namespace, flags: dict[str, Any]) -> int:
         raise UserError(f"{path} holds weights but no training state; resume from a checkpoint written by this version's train.")
     config = validate(TrainConfig(**{**check_values(state["config"], str(path)), **flags}))
     done = state["epoch"]
-    if config.epochs < done or (config.epochs == done and state["loader"]["batch"] == 0):
+    if config.epochs <= done:
         raise UserError(f"The run in {run_dir} has already trained {done} of {state['config']['epochs']} epochs; "
                         f"pass --epochs N with N above {done} to extend it.")
     return train(config, run_dir, resume=(path, state))

@@ -26,6 +26,7 @@ class TrainConfig:
     model: str = "resnet20"
     stem: str = "cifar"  # "imagenet": torchvision's 7x7 stride-2 stem and max-pool
     zero_init_residual: bool = False
+    whiten_stem: bool = False  # first convolution set from the training images' patch statistics, then frozen
     init_from: str | None = None  # torchvision ImageNet state_dict file; needs stem "imagenet"
     # Data
     dataset: str = "cifar10"
@@ -50,6 +51,7 @@ class TrainConfig:
     nesterov: bool = False
     weight_decay: float = 5e-4
     weight_decay_bn_bias: bool = True  # False: BatchNorm weights and biases are not decayed
+    bn_bias_lr_scale: float = 1.0  # BatchNorm biases learn this many times faster (decay per step unchanged)
     schedule: str = "cosine"  # constant | multistep | cosine | linear, per step after the warmup
     milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # multistep: fractions of the run
     warmup_epochs: float = 0.0  # linear warmup from lr/100; "linear" with warmup is the one-cycle shape
@@ -80,7 +82,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "tta": ("none", "flip", "flip-translate"),
     "amp": ("auto", "off", "bf16", "fp16"),
 }
-POSITIVE = ("image_size", "epochs", "batch_size", "lr")
+POSITIVE = ("image_size", "epochs", "batch_size", "lr", "bn_bias_lr_scale")
 NON_NEGATIVE = ("val_split", "crop_padding", "cutout", "momentum", "weight_decay", "warmup_epochs", "label_smoothing")
 
 _HINTS = typing.get_type_hints(TrainConfig)

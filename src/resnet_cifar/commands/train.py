@@ -33,6 +33,7 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
         ("stem", "cifar: 3x3 stride-1 stem; imagenet: torchvision's 7x7 stem with max-pool"),
         ("zero_init_residual", "start every residual branch at zero"),
         ("init_from", "torchvision ImageNet weights file (state_dict) to start from; needs --stem imagenet"),
+        ("whiten_stem", "set the first convolution to whiten 2x2 patches of the training images, then freeze it"),
     ]),
     ("data", [
         ("dataset", "which dataset"),
@@ -58,6 +59,7 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
         ("nesterov", "Nesterov momentum (SGD)"),
         ("weight_decay", "weight decay"),
         ("weight_decay_bn_bias", "also decay BatchNorm weights and biases"),
+        ("bn_bias_lr_scale", "learning-rate multiplier for BatchNorm biases"),
         ("schedule", "learning-rate schedule, applied per step"),
         ("milestones", "multistep: fractions of the run at which the lr is divided by 10"),
         ("warmup_epochs", "linear warmup length in epochs (may be fractional)"),

@@ -21,15 +21,29 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
 
     Weight decay on a BN scale or a bias only shrinks a value the next layer's
     normalisation undoes, so fast recipes leave them alone (1-D tensors are exactly these).
+    With bn_bias_lr_scale the BatchNorm biases get their own group whose `lr_scale`
+    multiplies every learning rate `set_lr` sets: a short run has too few steps for
+    the biases to move far at the weights' rate (airbench scales them 64x). Their
+    weight decay is divided by the same factor, so they decay as much per step as before.
     """
-    decay, no_decay = [], []
+    scale = config.bn_bias_lr_scale
+    bn_biases = {id(m.bias) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine}
+    decay, no_decay, scaled = [], [], []
     for parameter in model.parameters():
-        if parameter.requires_grad:
-            exempt = not config.weight_decay_bn_bias and parameter.ndim <= 1
-            (no_decay if exempt else decay).append(parameter)
+        if not parameter.requires_grad:
+            continue
+        if scale != 1 and id(parameter) in bn_biases:
+            scaled.append(parameter)
+        elif not config.weight_decay_bn_bias and parameter.ndim <= 1:
+            no_decay.append(parameter)
+        else:
+            decay.append(parameter)
+    scaled_decay = config.weight_decay / scale if config.weight_decay_bn_bias else 0.0
     groups = [
         group
-        for group in ({"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0})
+        for group in ({"params": decay, "weight_decay": config.weight_decay},
+                      {"params": no_decay, "weight_decay": 0.0},
+                      {"params": scaled, "weight_decay": scaled_decay, "lr_scale": scale})
         if group["params"]
     ]
     if config.optimizer == "sgd":
@@ -73,4 +87,4 @@ def build_schedule(config: TrainConfig, steps_per_epoch: int) -> Schedule:
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)

@@ -32,6 +32,7 @@ from resnet_cifar.train.optim import build_optimizer, build_schedule
 from resnet_cifar.train.progress import Progress
 from resnet_cifar.train.rng import rng_state, set_rng_state
 from resnet_cifar.train.run_folder import RunFolder
+from resnet_cifar.train.whitening import whiten_stem
 
 
 @dataclasses.dataclass
@@ -71,6 +72,8 @@ def train(config: TrainConfig, run_dir: Path, *, resume: tuple[Path, dict[str, A
     if config.init_from and resume is None:
         init_from_torchvision(model, config.init_from)
     model.to(device, memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
+    if config.whiten_stem:  # also when resuming: the frozen weights must stay out of the optimizer's groups
+        whiten_stem(model.conv1, dataset.train.images, mean, std)
     optimizer = build_optimizer(model, config)
     schedule = build_schedule(config, len(train_loader))
     dtype = amp_dtype(config.amp, device)

@@ -1,0 +1,52 @@
+"""Patch-whitening initialisation of the first convolution (`whiten_stem: true`).
+
+Neighbouring pixels of natural images are strongly correlated, so a freshly
+initialised first layer spends its first epochs learning to decorrelate them.
+Setting it from the data instead skips that: each filter is an eigenvector of
+the covariance of the training images' 2x2 patches, scaled by one over the
+square root of its eigenvalue, so the stem's outputs are uncorrelated with unit
+variance (ZCA/PCA whitening, as in Page's and Jordan's fast CIFAR-10 networks).
+Every direction appears twice, with both signs, so the activation after it
+loses nothing. The weights are then frozen; the bias still trains.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from resnet_cifar.errors import UserError
+
+# Images used to estimate the patch covariance: 5,000 give 4.8 million patches,
+# far more than the 144 entries of a 12x12 covariance need.
+SAMPLE_IMAGES = 5000
+# Added to the eigenvalues so that near-constant directions (JPEG artefacts,
+# flat patches) are not amplified into noise.
+EPS = 5e-4
+
+
+def whiten_stem(conv: nn.Conv2d, images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> None:
+    """Set `conv`'s weights to whiten the patches of uint8 `images` [N, C, H, W] (normalised with mean/std
+    on the 0-1 scale, as the loader feeds them) and freeze them."""
+    channels = conv.in_channels
+    kh, kw = conv.kernel_size
+    dims = channels * kh * kw
+    if conv.out_channels != 2 * dims or conv.stride != (1, 1) or conv.groups != 1:
+        raise UserError(
+            f"whiten_stem needs a first convolution with 2 x {dims} outputs (each whitened direction and its "
+            f"negative), stride 1; this model's has {conv.out_channels} outputs: use a model such as fastresnet8."
+        )
+    device = conv.weight.device
+    sample = images[:SAMPLE_IMAGES].to(device=device, dtype=torch.float32) / 255
+    sample = (sample - torch.tensor(mean, device=device).view(1, -1, 1, 1)) / torch.tensor(std, device=device).view(1, -1, 1, 1)
+    patches = sample.unfold(2, kh, 1).unfold(3, kw, 1)  # N, C, H', W', kh, kw
+    patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, dims)
+    covariance = patches.T @ patches / len(patches)
+    eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
+    filters = (eigenvectors.T / torch.sqrt(eigenvalues + EPS)[:, None]).reshape(dims, channels, kh, kw)
+    with torch.no_grad():
+        conv.weight.copy_(torch.cat([filters, -filters]).to(conv.weight.dtype))
+        if conv.bias is not None:
+            conv.bias.zero_()
+    conv.weight.requires_grad_(False)

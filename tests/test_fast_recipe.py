@@ -1,0 +1,103 @@
+"""The `fast` recipe's parts: patch whitening, faster BatchNorm biases, its budget, and a run end to end."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+import resnet_cifar
+from conftest import write_cifar10
+from resnet_cifar.checkpoint import load_checkpoint
+from resnet_cifar.cli import main
+from resnet_cifar.config import TrainConfig, resolve
+from resnet_cifar.models import create_model
+from resnet_cifar.recipes import recipe_settings
+from resnet_cifar.train.optim import build_optimizer, set_lr
+from resnet_cifar.train.whitening import whiten_stem
+
+MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+
+
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch):
+    """The test machine is shared: one thread is many times faster than two that spin waiting for a busy core."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def correlated_images(n: int = 200) -> torch.Tensor:
+    """uint8 images whose neighbouring pixels and channels are strongly correlated, like photographs."""
+    torch.manual_seed(0)
+    smooth = F.interpolate(torch.rand(n, 1, 8, 8), size=32, mode="bilinear", align_corners=False)
+    colour = torch.rand(n, 3, 1, 1) * 0.3
+    return ((smooth * 0.7 + colour + 0.05 * torch.rand(n, 3, 32, 32)).clamp(0, 1) * 255).to(torch.uint8)
+
+
+def test_whitened_stem_outputs_uncorrelated_unit_variance_features_and_is_frozen():
+    model = create_model("fastresnet8")
+    images = correlated_images()
+    whiten_stem(model.conv1, images, MEAN, STD)
+    x = (images.float() / 255 - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
+    with torch.no_grad():
+        features = model.conv1(x)[:, :12].permute(0, 2, 3, 1).reshape(-1, 12)
+    covariance = features.T @ features / len(features)
+    # Unit variance up to the eps that keeps flat directions from being amplified.
+    assert torch.allclose(covariance, torch.diag(covariance.diagonal()), atol=1e-3)
+    assert covariance.diagonal().max() <= 1.0 + 1e-3 and covariance.diagonal()[-1] > 0.9
+    torch.testing.assert_close(model.conv1.weight[12:], -model.conv1.weight[:12])
+    assert not model.conv1.weight.requires_grad and model.conv1.bias.requires_grad
+
+
+def test_whitening_needs_a_stem_made_for_it():
+    with pytest.raises(resnet_cifar.UserError, match="use a model such as fastresnet8"):
+        whiten_stem(create_model("resnet20").conv1, correlated_images(4), MEAN, STD)
+
+
+def test_batch_norm_biases_get_their_own_faster_group_with_the_same_decay_per_step():
+    model = create_model("fastresnet8")
+    config = TrainConfig(model="fastresnet8", lr=1.0, weight_decay=1e-3, bn_bias_lr_scale=64.0)
+    optimizer = build_optimizer(model, config)
+    scaled = [g for g in optimizer.param_groups if g.get("lr_scale") == 64.0]
+    assert len(scaled) == 1
+    bn_biases = {id(m.bias) for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    assert {id(p) for p in scaled[0]["params"]} == bn_biases
+    set_lr(optimizer, 0.5)
+    assert scaled[0]["lr"] == 32.0 and scaled[0]["lr"] * scaled[0]["weight_decay"] == pytest.approx(0.5 * 1e-3)
+    assert all(g["lr"] == 0.5 for g in optimizer.param_groups if g is not scaled[0])
+    # Frozen parameters (BatchNorm scales) are in no group at all.
+    grouped = {id(p) for g in optimizer.param_groups for p in g["params"]}
+    assert all(id(p) in grouped for p in model.parameters() if p.requires_grad)
+    assert not any(id(m.weight) in grouped for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+
+def test_without_a_scale_the_groups_are_unchanged():
+    optimizer = build_optimizer(create_model("resnet20"), TrainConfig())
+    assert len(optimizer.param_groups) == 1 and "lr_scale" not in optimizer.param_groups[0]
+
+
+def test_fast_recipe_trains_fastresnet8_within_a_third_of_a_pflop():
+    config = resolve(recipe_settings("fast"), {}, {})
+    assert config.model == "fastresnet8" and config.whiten_stem and config.bn_bias_lr_scale > 1
+    model = create_model(config.model)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        F.cross_entropy(model(torch.randn(2, 3, 32, 32)), torch.zeros(2, dtype=torch.long)).backward()
+    images = (50_000 - config.val_split) // config.batch_size * config.batch_size
+    assert counter.get_total_flops() / 2 * images * config.epochs < 0.33e15
+
+
+def test_fast_preset_runs_end_to_end_and_its_checkpoint_predicts(tmp_path):
+    write_cifar10(tmp_path / "data", n_train=120, n_test=20)
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "fast", "--data-dir", str(tmp_path / "data"), "--val-split", "40",
+                 "--batch-size", "40", "--epochs", "2", "--warmup-epochs", "0.5", "--output", str(run)]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["model"] == "fastresnet8" and summary["steps"] == 4
+    model = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 10)

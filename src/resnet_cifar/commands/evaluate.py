@@ -135,7 +135,7 @@ def write_files(report: dict[str, Any], metrics: Metrics, output: Path) -> None:
     output.mkdir(parents=True, exist_ok=True)
     (output / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
     write_confusion_csv(metrics.confusion, report["classes"], output / "confusion.csv")
-    title = (f"{report['model']} on {report['dataset']} {report['split']}: "
+    title = (f"{report['model']} on the {report['dataset']} {report['split']} split\n"
              f"{report['top1']:.2%} top-1, {report['images']} images")
     plot_confusion(metrics.confusion, report["classes"], output / "confusion.png", title)
     print(f"\nWrote evaluation.json, confusion.csv and confusion.png to {output}")

@@ -47,9 +47,10 @@ def test_other_architecture_is_named(resnet18_file):
         init_from_torchvision(create_model("resnet34", stem="imagenet"), resnet18_file)
 
 
-def test_paper_cifar_model_is_refused(resnet18_file):
-    with pytest.raises(UserError, match="stem='imagenet'"):
-        init_from_torchvision(create_model("resnet20"), resnet18_file)
+@pytest.mark.parametrize("name", ["resnet20", "fastresnet8"])
+def test_cifar_only_models_are_refused(resnet18_file, name):
+    with pytest.raises(UserError, match=f"fit only resnet18, .*, but the model is {name}"):
+        init_from_torchvision(create_model(name), resnet18_file)
 
 
 def test_cifar_stem_is_refused(resnet18_file):

@@ -19,6 +19,7 @@ from resnet_cifar.errors import UserError
 from resnet_cifar.models.registry import ARCHITECTURES
 
 _BLOCK_KEY = re.compile(r"^layer(\d+)\.(\d+)\.")
+IMAGENET_MODELS = [name for name, arch in ARCHITECTURES.items() if arch.family == "ImageNet"]
 
 
 def describe_architecture(state_dict: dict[str, torch.Tensor]) -> str:
@@ -64,13 +65,18 @@ def init_from_torchvision(model: nn.Module, path: str | Path) -> None:
     stem="imagenet"; its own freshly initialised `fc` is kept, so any class count works.
     """
     path = Path(path)
+    own = model.state_dict()
+    wanted = describe_architecture(own)
+    if wanted not in IMAGENET_MODELS:
+        raise UserError(
+            f"torchvision ImageNet weights ({path}) fit only {', '.join(IMAGENET_MODELS)}, but the model is {wanted}."
+        )
     if getattr(model, "stem", None) != "imagenet":
         raise UserError(
             f"ImageNet weights from {path} need the ImageNet stem; create the model with stem='imagenet'."
         )
     source = _read_state_dict(path)
-    own = model.state_dict()
-    wanted, given = describe_architecture(own), describe_architecture(source)
+    given = describe_architecture(source)
     if wanted != given:
         raise UserError(f"{path} holds weights of {given}, but the model is {wanted}; pass {wanted} weights.")
 

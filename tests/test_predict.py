@@ -28,7 +28,7 @@ def model(checkpoint):
 
 @pytest.fixture
 def images(tmp_path):
-    """A folder of three images of different sizes and modes, plus a text file and a broken image."""
+    """A folder of three images of different sizes and modes, a text file and a hidden non-image."""
     folder = tmp_path / "images"
     (folder / "nested").mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -36,6 +36,7 @@ def images(tmp_path):
     Image.fromarray(rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)).save(folder / "b.jpg")
     Image.fromarray(rng.integers(0, 256, (40, 40), dtype=np.uint8), mode="L").save(folder / "nested" / "c.bmp")
     (folder / "notes.txt").write_text("not an image")
+    (folder / "._a.png").write_bytes(b"macOS resource fork")
     return folder
 
 

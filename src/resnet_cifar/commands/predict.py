@@ -37,11 +37,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def image_files(paths: list[Path]) -> Iterator[Path | UserError]:
-    """Each file named, and each image file under each folder named (sorted); a UserError for paths to report."""
+    """Each file named, and each image file under each folder named (sorted); a UserError for paths to report.
+
+    Inside folders, hidden files and folders are skipped, as the folder datasets
+    skip them: macOS's "._photo.jpg" companions are not images.
+    """
     extensions = {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
     for path in paths:
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
+            found = sorted(
+                p for p in path.rglob("*")
+                if p.is_file() and p.suffix.lower() in extensions
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
             if not found:
                 yield UserError(f"{path} holds no image files.")
             yield from found

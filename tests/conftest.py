@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -170,3 +171,13 @@ def shared_jpeg_folder(shared_data: Path, tmp_path_factory: pytest.TempPathFacto
                 target.write_bytes(tar.extractfile(member).read())
                 taken[parts[1]] += 1
     return root
+
+
+@pytest.fixture
+def one_thread(monkeypatch):
+    """Train on one thread: on a shared 2-core machine, two threads that spin waiting for a busy core are many times slower."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

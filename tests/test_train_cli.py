@@ -12,18 +12,10 @@ from conftest import write_cifar10
 from resnet_cifar.checkpoint import load_checkpoint
 from resnet_cifar.cli import main
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 # resnet20 on 16x16 inputs, 150 training images in batches of 50: three steps an epoch.
 TINY = ["--preset", "paper", "--val-split", "50", "--batch-size", "50", "--input-size", "16", "--lr", "0.05"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    """The test machine is shared: one thread is many times faster than two that spin waiting for a busy core."""
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -20,15 +20,8 @@ from resnet_cifar.train.interrupt import StopRequest
 from resnet_cifar.train.optim import Schedule, build_optimizer, build_schedule
 from resnet_cifar.train.progress import Progress
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    """The test machine is shared: one thread is many times faster than two that spin waiting for a busy core."""
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 def _engine(model, lr=0.0):
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)

@@ -11,17 +11,9 @@ from resnet_cifar.cli import main
 from resnet_cifar.data import Loader
 from resnet_cifar.models import create_model
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TINY = ["--preset", "paper", "--val-split", "50", "--batch-size", "50", "--input-size", "16"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    """The test machine is shared: one thread is many times faster than two that spin waiting for a busy core."""
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

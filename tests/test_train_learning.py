@@ -10,17 +10,9 @@ import torch
 
 from resnet_cifar.cli import main
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 PER_CLASS = 200
-
-
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    """The test machine is shared: one thread is many times faster than two that spin waiting for a busy core."""
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -12,20 +12,12 @@ from conftest import write_cifar10
 from resnet_cifar.cli import main
 from resnet_cifar.data import Loader
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 # Many moving parts at once: Nesterov SGD, warmup then linear decay, label smoothing, EMA,
 # crops and alternating flips; 150 training images in batches of 30 make five steps an epoch.
 ARGS = ["--preset", "cpu", "--device", "cpu", "--deterministic", "--val-split", "50", "--batch-size", "30",
         "--input-size", "16", "--epochs", "2", "--warmup-epochs", "0.5", "--crop-padding", "2"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    """The test machine is shared: one thread is many times faster than two that spin waiting for a busy core."""
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def send_sigterm_before(monkeypatch, epoch: int, batch: int) -> None:

@@ -97,7 +97,9 @@ def predict(
     `top_k` is capped at the number of classes.
     """
     if not hasattr(model, "preprocessing") or not hasattr(model, "classes"):
-        raise UserError("The model has no preprocessing or class names; load it with resnet_cifar.load_checkpoint(path).")
+        raise UserError(
+            "The model has no preprocessing or class names; load it with resnet_cifar.load_checkpoint(path)."
+        )
     if top_k < 1:
         raise UserError(f"top_k must be at least 1, got {top_k}.")
     top_k = min(top_k, len(model.classes))

@@ -27,9 +27,10 @@ TRAIN_DEFAULTS = {"val_split": 5000, "seed": 0, "labels": "fine"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="a checkpoint written by `resnet-cifar train`")
+    parser.add_argument("checkpoint", type=Path, metavar="CHECKPOINT",
+                        help="a checkpoint written by `resnet-cifar train`")
     parser.add_argument("--dataset", choices=("cifar10", "cifar100", "folder"),
-                        help="dataset to evaluate on (default: the one the checkpoint was trained on)")
+                        help="dataset to evaluate on (default: the training run's)")
     parser.add_argument("--data-dir", type=Path, metavar="DIR", help="folder holding the dataset (default: the training run's)")
     parser.add_argument("--split", choices=SPLITS, default="test", help="split to evaluate (default test)")
     parser.add_argument("--val-split", type=int, metavar="N",
@@ -41,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(a bare --tta means flip; default none)")
     parser.add_argument("--output", type=Path, metavar="DIR",
                         help="write evaluation.json, confusion.csv and confusion.png into DIR")
-    parser.add_argument("--batch-size", type=int, default=256, metavar="N", help="images per forward pass (default 256)")
+    parser.add_argument("--batch-size", type=int, default=256, metavar="N",
+                        help="images per forward pass (default 256)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
 
 

@@ -11,7 +11,8 @@ HELP = "write a checkpoint as an ONNX or TorchScript file, checked against PyTor
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="a checkpoint written by `resnet-cifar train`")
+    parser.add_argument("checkpoint", type=Path, metavar="CHECKPOINT",
+                        help="a checkpoint written by `resnet-cifar train`")
     parser.add_argument("--format", choices=FORMATS, required=True, help="onnx (preferred) or torchscript")
     parser.add_argument("--output", type=Path, required=True, metavar="FILE", help="the file to write")
 

@@ -27,7 +27,8 @@ FORMATS = ("table", "json", "csv")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="a checkpoint written by `resnet-cifar train`")
+    parser.add_argument("checkpoint", type=Path, metavar="CHECKPOINT",
+                        help="a checkpoint written by `resnet-cifar train`")
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE_OR_DIR",
                         help="image files, or folders searched recursively for image files")
     parser.add_argument("--top-k", type=int, default=5, metavar="K", help="classes to show per image (default 5)")

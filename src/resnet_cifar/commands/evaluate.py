@@ -16,12 +16,12 @@ from typing import Any
 from resnet_cifar.checkpoint import build_model, read_checkpoint
 from resnet_cifar.confusion import plot_confusion, write_confusion_csv
 from resnet_cifar.data import Loader, load_dataset
+from resnet_cifar.data.dataset import DATASETS, SPLITS
 from resnet_cifar.errors import UserError
 from resnet_cifar.evaluation import TTA_MODES, Metrics, evaluate
 from resnet_cifar.train.hardware import resolve_device
 
 HELP = "measure a checkpoint on a dataset split: accuracy, per-class accuracy, confusion matrix"
-SPLITS = ("train", "val", "test")
 # What `resnet-cifar train` uses when its config does not say (an older or hand-made checkpoint).
 TRAIN_DEFAULTS = {"val_split": 5000, "seed": 0, "labels": "fine"}
 
@@ -29,9 +29,10 @@ TRAIN_DEFAULTS = {"val_split": 5000, "seed": 0, "labels": "fine"}
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", type=Path, metavar="CHECKPOINT",
                         help="a checkpoint written by `resnet-cifar train`")
-    parser.add_argument("--dataset", choices=("cifar10", "cifar100", "folder"),
+    parser.add_argument("--dataset", choices=DATASETS,
                         help="dataset to evaluate on (default: the training run's)")
-    parser.add_argument("--data-dir", type=Path, metavar="DIR", help="folder holding the dataset (default: the training run's)")
+    parser.add_argument("--data-dir", type=Path, metavar="DIR",
+                        help="folder holding the dataset (default: the training run's)")
     parser.add_argument("--split", choices=SPLITS, default="test", help="split to evaluate (default test)")
     parser.add_argument("--val-split", type=int, metavar="N",
                         help="images training held out for validation (default: the training run's, else 5000)")

@@ -11,6 +11,7 @@ import torch
 from checkpoints import CIFAR10_PREPROCESSING, write_checkpoint
 from resnet_cifar import load_checkpoint
 from resnet_cifar.cli import main
+from resnet_cifar.confusion import plot_confusion, write_confusion_csv
 from resnet_cifar.data import load_dataset
 
 
@@ -97,3 +98,13 @@ def test_bad_checkpoints_are_refused_in_one_line(cifar10_dir, tmp_path, capsys):
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "pwned").exists()
+
+
+def test_confusion_files_for_many_classes(tmp_path):
+    classes = [f"class {i}" for i in range(100)]
+    confusion = torch.randint(0, 5, (100, 100)) + 50 * torch.eye(100, dtype=torch.int64)
+    plot_confusion(confusion, classes, tmp_path / "confusion.png", "100 classes")
+    write_confusion_csv(confusion, classes, tmp_path / "confusion.csv")
+    assert (tmp_path / "confusion.png").stat().st_size > 10_000
+    rows = list(csv.reader((tmp_path / "confusion.csv").open()))
+    assert len(rows) == 101 and rows[42][0] == "class 41" and int(rows[42][42]) == confusion[41, 41]

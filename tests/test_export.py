@@ -96,3 +96,6 @@ def test_bad_checkpoint_and_flags(tmp_path, capsys):
     assert "truncated or corrupt" in err and len(err.strip().splitlines()) == 1
     with pytest.raises(SystemExit):
         main(["export", str(truncated), "--format", "tflite", "--output", str(tmp_path / "m.tflite")])
+    good = write_checkpoint(tmp_path / "good.pt")
+    assert main(["export", str(good), "--format", "torchscript", "--output", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err

@@ -57,6 +57,8 @@ def export(model: nn.Module, path: str | Path, fmt: str) -> float:
     if fmt not in FORMATS:
         raise UserError(f"Unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}.")
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"--output {path} is a folder; name the file to write, such as {path / ('model.' + fmt)}.")
     path.parent.mkdir(parents=True, exist_ok=True)
     model = copy.deepcopy(model).cpu().float().eval()
     difference = export_onnx(model, path) if fmt == "onnx" else export_torchscript(model, path)

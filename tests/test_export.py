@@ -1,6 +1,7 @@
 """`resnet-cifar export`: ONNX and TorchScript files that agree with PyTorch and carry their metadata."""
 from __future__ import annotations
 
+import builtins
 import contextlib
 import io
 import json
@@ -12,8 +13,9 @@ import pytest
 import torch
 
 import resnet_cifar.export
-from checkpoints import CIFAR10_CLASSES, CIFAR10_PREPROCESSING, write_checkpoint
+from checkpoints import CIFAR10_CLASSES, CIFAR10_PREPROCESSING, checkpoint_dict, write_checkpoint
 from resnet_cifar import load_checkpoint
+from resnet_cifar.checkpoint import save_checkpoint
 from resnet_cifar.cli import main
 
 
@@ -88,14 +90,32 @@ def test_a_disagreeing_export_is_not_kept(checkpoint, tmp_path, monkeypatch):
     assert not (tmp_path / "m.ts").exists()
 
 
-def test_bad_checkpoint_and_flags(tmp_path, capsys):
+class CreatesFile:
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return builtins.open, (self.path, "w")
+
+
+def test_bad_checkpoints_are_refused_in_one_line(tmp_path, capsys):
     truncated = write_checkpoint(tmp_path / "model.pt")
     truncated.write_bytes(truncated.read_bytes()[:1000])
-    assert main(["export", str(truncated), "--format", "onnx", "--output", str(tmp_path / "m.onnx")]) == 2
-    err = capsys.readouterr().err
-    assert "truncated or corrupt" in err and len(err.strip().splitlines()) == 1
+    torch.save({"model": CreatesFile(tmp_path / "pwned")}, tmp_path / "evil.pt")
+    other_model = checkpoint_dict("resnet20")
+    other_model["model"] = checkpoint_dict("resnet32")["model"]
+    save_checkpoint(other_model, tmp_path / "other.pt")
+    for path, reason in ((truncated, "truncated or corrupt"), (tmp_path / "evil.pt", "could run code"),
+                         (tmp_path / "other.pt", "does not fit this model")):
+        assert main(["export", str(path), "--format", "onnx", "--output", str(tmp_path / "m.onnx")]) == 2
+        err = capsys.readouterr().err
+        assert reason in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "pwned").exists() and not (tmp_path / "m.onnx").exists()
+
+
+def test_bad_flags(tmp_path, capsys):
+    checkpoint = write_checkpoint(tmp_path / "model.pt")
     with pytest.raises(SystemExit):
-        main(["export", str(truncated), "--format", "tflite", "--output", str(tmp_path / "m.tflite")])
-    good = write_checkpoint(tmp_path / "good.pt")
-    assert main(["export", str(good), "--format", "torchscript", "--output", str(tmp_path)]) == 2
+        main(["export", str(checkpoint), "--format", "tflite", "--output", str(tmp_path / "m.tflite")])
+    assert main(["export", str(checkpoint), "--format", "torchscript", "--output", str(tmp_path)]) == 2
     assert "is a folder" in capsys.readouterr().err

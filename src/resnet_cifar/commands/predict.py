@@ -11,6 +11,7 @@ import csv
 import json
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -93,9 +94,7 @@ def report(error: UserError) -> int:
 
 def predict_batch(model, batch: list[tuple[Path, torch.Tensor]], top_k: int) -> list[Prediction]:
     results = predict(model, [image for _, image in batch], top_k=top_k, batch_size=max(len(batch), 1))
-    for (path, _), result in zip(batch, results):
-        result.source = str(path)
-    return results
+    return [replace(result, source=str(path)) for (path, _), result in zip(batch, results)]
 
 
 def print_table(predictions: list[Prediction]) -> None:

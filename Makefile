@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 train: install
-	$(BIN)/resnet-cifar train --dataset cifar10 --data-dir data --download --output runs/default
+	$(BIN)/resnet-cifar train --dataset cifar10 --data-dir data --download
 
 test: install
 	$(BIN)/python -m pytest

@@ -44,7 +44,7 @@ class TrainConfig:
     cutout: int = 0
     # Optimisation
     epochs: int = 10
-    batch_size: int = 128
+    batch_size: int = 128  # global: under torchrun each of N processes takes batch_size / N images per step
     optimizer: str = "sgd"  # sgd | adam | adamw
     lr: float = 0.1
     momentum: float = 0.9  # SGD only
@@ -67,6 +67,7 @@ class TrainConfig:
     amp: str = "auto"  # auto | off | bf16 | fp16; auto is bf16 on CUDA, off on the CPU
     channels_last: bool = True
     compile: bool = False
+    sync_bn: bool = False  # several processes: BatchNorm statistics over the global batch, not each rank's share
     seed: int = 0
     deterministic: bool = False
 

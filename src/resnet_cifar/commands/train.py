@@ -14,7 +14,7 @@ from resnet_cifar.checkpoint import read_checkpoint
 from resnet_cifar.config import CHOICES, KEYS, TrainConfig, check_values, read_yaml, resolve, validate
 from resnet_cifar.errors import UserError
 from resnet_cifar.recipes import RECIPES, default_preset, recipe_settings
-from resnet_cifar.train.distributed import is_main_process
+from resnet_cifar.train.distributed import barrier, from_main_process, is_main_process, process_device, process_group
 from resnet_cifar.train.hardware import resolve_device
 from resnet_cifar.train.run_folder import prepare_new
 from resnet_cifar.train.trainer import train
@@ -52,7 +52,7 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
     ]),
     ("optimisation", [
         ("epochs", "epochs to train (with --resume: extend the run to this many)"),
-        ("batch_size", "images per step"),
+        ("batch_size", "images per step, over all processes together (under torchrun each of N takes 1/N)"),
         ("optimizer", "optimizer"),
         ("lr", "peak learning rate"),
         ("momentum", "SGD momentum"),
@@ -77,6 +77,7 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
         ("amp", "mixed precision: auto is bf16 on CUDA and off on the CPU"),
         ("channels_last", "channels-last memory format (faster convolutions)"),
         ("compile", "torch.compile the model (slow start, faster steps)"),
+        ("sync_bn", "under torchrun: BatchNorm statistics over the global batch rather than each process's share"),
         ("seed", "seed of every random choice (initialisation, split, augmentation)"),
         ("deterministic", "deterministic kernels: bit-identical reruns, somewhat slower"),
     ]),
@@ -109,6 +110,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--overwrite", action="store_true", help="replace the run already in --output")
     run.add_argument("--resume", metavar="PATH",
                      help="continue the run in this folder (or from this checkpoint) with its own settings")
+    run.add_argument("--dist-timeout", metavar="SECONDS", type=float, default=600.0,
+                     help="under torchrun: how long a process waits for the others before the job fails (default: 600)")
     for title, settings in GROUPS:
         group = parser.add_argument_group(title)
         for key, help_text in settings:
@@ -117,20 +120,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     flags = {key: value for key, value in vars(args).items() if key in KEYS}
-    if args.resume:
-        return _resume(args, flags)
+    if args.dist_timeout <= 0:
+        raise UserError(f"--dist-timeout must be a positive number of seconds; got {args.dist_timeout:g}.")
+    config, run_dir, resume = _resume(args, flags) if args.resume else _new_run(args, flags)
+    with process_group(process_device(config.device), args.dist_timeout):
+        run_dir = Path(from_main_process(str(run_dir)))  # a default name holds the time, which may differ by a second
+        if resume is None and is_main_process():
+            prepare_new(run_dir, args.overwrite)
+        barrier()  # the folder is ready before any rank goes on
+        return train(config, run_dir, resume=resume)
+
+
+def _new_run(args: argparse.Namespace, flags: dict[str, Any]) -> tuple[TrainConfig, Path, None]:
     file_values = read_yaml(args.config) if args.config else {}
     preset = flags.get("preset") or file_values.get("preset")
     if preset is None:
         preset = default_preset(resolve_device(flags.get("device", file_values.get("device", "auto"))).type)
     config = resolve(recipe_settings(preset), file_values, flags)
     run_dir = Path(args.output) if args.output else Path("runs") / f"{config.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if is_main_process():
-        prepare_new(run_dir, args.overwrite)
-    return train(config, run_dir)
+    return config, run_dir, None
 
 
-def _resume(args: argparse.Namespace, flags: dict[str, Any]) -> int:
+def _resume(args: argparse.Namespace, flags: dict[str, Any]) -> tuple[TrainConfig, Path, tuple[Path, dict[str, Any]]]:
     fixed = [key for key in flags if key not in RESUMABLE]
     fixed += [name for name in ("config", "output") if getattr(args, name)]
     if args.overwrite:
@@ -149,7 +160,7 @@ def _resume(args: argparse.Namespace, flags: dict[str, Any]) -> int:
     if config.epochs <= done:
         raise UserError(f"The run in {run_dir} has already trained {done} of {state['config']['epochs']} epochs; "
                         f"pass --epochs N with N above {done} to extend it.")
-    return train(config, run_dir, resume=(path, state))
+    return config, run_dir, (path, state)
 
 
 def _checkpoint_and_run_dir(path: Path) -> tuple[Path, Path]:

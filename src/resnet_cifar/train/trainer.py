@@ -23,10 +23,11 @@ from resnet_cifar.errors import UserError
 from resnet_cifar.evaluation import Metrics, evaluate
 from resnet_cifar.models import count_parameters, create_model
 from resnet_cifar.pretrained import init_from_torchvision
-from resnet_cifar.train.distributed import is_main_process, rank, world_size
+from resnet_cifar.train.distributed import (any_rank, barrier, check_batch_size, data_parallel, is_main_process, process_device,
+                                            rank, sync_batch_norm, world_size)
 from resnet_cifar.train.ema import EMA
 from resnet_cifar.train.engine import Engine, EpochTotals, NonFiniteLoss
-from resnet_cifar.train.hardware import amp_dtype, configure, resolve_device
+from resnet_cifar.train.hardware import amp_dtype, configure
 from resnet_cifar.train.interrupt import StopRequest
 from resnet_cifar.train.optim import build_optimizer, build_schedule
 from resnet_cifar.train.progress import Progress
@@ -45,22 +46,28 @@ class Record:
     train_images: int = 0
 
 
-def wrap(model: nn.Module, config: TrainConfig) -> nn.Module:
-    """The module that runs forward passes: the model itself, or compiled (a DDP wrapper would go here too)."""
+def wrap(model: nn.Module, config: TrainConfig, device: torch.device) -> nn.Module:
+    """The module that runs forward passes: the model itself, or wrapped in DDP when there are several
+    processes, then compiled when asked (compiling the DDP wrapper lets the compiler overlap the gradient sync)."""
+    model = data_parallel(model, device)
     return torch.compile(model) if config.compile else model
 
 
 def train(config: TrainConfig, run_dir: Path, *, resume: tuple[Path, dict[str, Any]] | None = None) -> int:
     """Train as `config` says, writing `run_dir`; returns the exit code (non-zero when interrupted)."""
-    device = resolve_device(config.device)
+    device = process_device(config.device)
     configure(device, config.seed, config.deterministic)
+    if config.download and not is_main_process():
+        barrier()  # rank 0 downloads first; the others then find the files (or, on another machine, download too)
     dataset = load_dataset(config.dataset, config.data_dir, splits=("train", "val"), val_split=config.val_split,
                            seed=config.seed, download=config.download, image_size=config.image_size,
                            labels=config.labels)
+    if config.download and is_main_process():
+        barrier()
     mean = tuple(config.mean or dataset.mean)
     std = tuple(config.std or dataset.std)
-    loader_options = dict(batch_size=config.batch_size, device=device, mean=mean, std=std, input_size=config.input_size,
-                          channels_last=config.channels_last, seed=config.seed, rank=rank(), world_size=world_size())
+    loader_options = dict(batch_size=check_batch_size(config.batch_size), device=device, mean=mean, std=std,
+                          input_size=config.input_size, channels_last=config.channels_last, seed=config.seed, rank=rank(), world_size=world_size())
     train_loader = Loader(dataset.train, train=True, crop_padding=config.crop_padding, padding_mode=config.padding_mode,
                           flip=config.flip, cutout=config.cutout, **loader_options)
     val_loader = Loader(dataset.val, train=False, **loader_options) if dataset.val is not None else None
@@ -74,12 +81,14 @@ def train(config: TrainConfig, run_dir: Path, *, resume: tuple[Path, dict[str, A
     model.to(device, memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
     if config.whiten_stem:  # also when resuming: the frozen weights must stay out of the optimizer's groups
         whiten_stem(model.conv1, dataset.train.images, mean, std)
+    if config.sync_bn and world_size() > 1:  # before the optimizer and EMA take the BatchNorm layers' parameters
+        model = sync_batch_norm(model, device)
     optimizer = build_optimizer(model, config)
     schedule = build_schedule(config, len(train_loader))
     dtype = amp_dtype(config.amp, device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     ema = EMA(model, config.ema_decay) if config.ema else None
-    engine = Engine(model, wrap(model, config), optimizer, schedule, scaler, dtype,
+    engine = Engine(model, wrap(model, config, device), optimizer, schedule, scaler, dtype,
                     label_smoothing=config.label_smoothing, grad_clip=config.grad_clip, ema=ema)
     eval_model = ema.module if ema is not None else model
     preprocessing = {"image_size": config.image_size, "input_size": config.input_size or config.image_size,
@@ -89,7 +98,9 @@ def train(config: TrainConfig, run_dir: Path, *, resume: tuple[Path, dict[str, A
     if resume is not None:
         record, totals, start_epoch = _restore(*resume, dataset.classes, config, engine, device)
 
-    def checkpoint_state(epochs_done: int) -> dict[str, Any]:
+    def checkpoint_state(epochs_done: int, totals: EpochTotals) -> dict[str, Any]:
+        """The whole training state; `totals` (of all ranks) are the finished part of the epoch being trained.
+        All ranks hold the same weights and random states, so rank 0's are everyone's."""
         return {
             "format_version": FORMAT_VERSION,
             "model_name": config.model,
@@ -131,38 +142,40 @@ def train(config: TrainConfig, run_dir: Path, *, resume: tuple[Path, dict[str, A
                         should_stop=lambda: stop.signal_name is not None,
                         on_check=lambda t, loss, acc: progress.update(t, loss, acc, engine.step),
                     )
-                    train_loss, train_acc = totals.read()
+                    everyone, _ = totals.reduced()
+                    train_loss, train_acc = everyone.read()
                 except NonFiniteLoss as error:
                     kept = f"the last good checkpoint {folder.last} was kept" if folder.last.is_file() else "no checkpoint was written"
                     raise UserError(f"Training stopped in epoch {epoch + 1} (step {engine.step}) because {error}; {kept}. "
                                     "Start again with a lower --lr, --grad-clip 1 or --amp off.") from error
                 if not finished:
-                    folder.save(checkpoint_state(epoch), best=False)
+                    folder.save(checkpoint_state(epoch, everyone), best=False)
                     where = f"in epoch {epoch + 1} after batch {totals.batches} of {len(train_loader)}"
                     progress.message(_stopped(stop.signal_name, where, folder.last, run_dir))
                     return stop.exit_code
                 eval_started = time.monotonic()
                 val = _evaluate(eval_model, val_loader, dataset.num_classes, config, dtype) if val_loader else None
                 eval_seconds = time.monotonic() - eval_started
-                record.train_seconds += totals.seconds
-                record.train_images += totals.count * world_size()
+                record.train_seconds += everyone.seconds
+                record.train_images += everyone.count
                 row = {"epoch": epoch + 1, "lr": engine.lr, "train_loss": train_loss, "train_acc": train_acc,
                        "val_loss": val.loss if val else None, "val_acc": val.accuracy if val else None,
-                       "seconds": totals.seconds + eval_seconds}
+                       "seconds": everyone.seconds + eval_seconds}
                 rows.append(row)
                 best = val is not None and val.accuracy > record.best_val_acc
                 if best:
                     record.best_val_acc, record.best_epoch = val.accuracy, epoch + 1
-                images_per_second = totals.count * world_size() / max(totals.seconds, 1e-9)
+                images_per_second = everyone.count / max(everyone.seconds, 1e-9)
                 totals = EpochTotals.zeros(device)
-                folder.save(checkpoint_state(epoch + 1), best=best)
+                folder.save(checkpoint_state(epoch + 1, totals), best=best)
                 folder.write_metrics(rows)
                 progress.end_epoch(row, images_per_second, engine.step)
-                if stop.signal_name is not None:
+                if any_rank(stop.signal_name is not None, device):  # every rank must leave at the same epoch
                     progress.message(_stopped(stop.signal_name, f"after epoch {epoch + 1}", folder.last, run_dir))
                     return stop.exit_code
         summary = _summary(config, record, rows, model, device, dtype, engine.step)
         if config.evaluate_test:
+            barrier()  # every rank reads best.pt, which rank 0 may just have written
             weights = build_model(read_checkpoint(folder.best)) if folder.best.is_file() else eval_model
             test = _evaluate_test(weights.to(device), config, mean, std, dataset.num_classes, dtype)
             summary.update(test_acc=test.accuracy, test_loss=test.loss, test_images=test.count)
@@ -190,7 +203,10 @@ def _restore(path: Path, state: dict[str, Any], classes: list[str], config: Trai
     engine.step = state["step"]
     saved = state["epoch_totals"]
     totals = EpochTotals(saved["sums"].to(device), saved["count"], state["loader"]["batch"], saved["seconds"])
-    set_rng_state(state["rng"])
+    if not is_main_process():  # the saved totals are all ranks' together: count them once, on rank 0
+        totals.sums.zero_()
+        totals.count = 0
+    set_rng_state(state["rng"])  # rank 0's, the same as every rank's: all draw the same numbers
     return Record(**state["record"]), totals, state["loader"]["epoch"]
 
 
@@ -208,8 +224,8 @@ def _evaluate_test(model: nn.Module, config: TrainConfig, mean, std, num_classes
     device = next(model.parameters()).device
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
-    loader = Loader(test, train=False, batch_size=config.batch_size, device=device, mean=mean, std=std,
-                    input_size=config.input_size, channels_last=config.channels_last, rank=rank(),
+    loader = Loader(test, train=False, batch_size=check_batch_size(config.batch_size), device=device, mean=mean,
+                    std=std, input_size=config.input_size, channels_last=config.channels_last, rank=rank(),
                     world_size=world_size())
     return _evaluate(model, loader, num_classes, config, dtype)
 

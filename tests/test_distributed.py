@@ -1,0 +1,112 @@
+"""Training under torchrun, with real processes on the CPU (gloo): the same run as one process, and failures that end.
+
+Each torchrun start costs seconds (every process imports torch), so the module
+starts torchrun only twice.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import write_cifar10
+from resnet_cifar.cli import main
+from resnet_cifar.errors import UserError
+from resnet_cifar.train.distributed import process_group
+
+# The cpu recipe's moving parts (Nesterov SGD, warmup, label smoothing, EMA, crops,
+# alternating flips); 150 training images in global batches of 30: five steps an epoch.
+# Contiguous tensors: channels-last CPU kernels round differently enough that the
+# comparison would measure their rounding rather than the distributed training.
+ARGS = ["--preset", "cpu", "--device", "cpu", "--deterministic", "--val-split", "50", "--batch-size", "30",
+        "--input-size", "16", "--warmup-epochs", "0.5", "--crop-padding", "2", "--lr", "0.02", "--no-channels-last",
+        "--sync-bn"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch):
+    """The test machine is shared: one thread is many times faster than two that spin waiting for a busy core."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def torchrun(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def weights(run, key="model") -> dict[str, torch.Tensor]:
+    return torch.load(run / "checkpoints" / "last.pt", weights_only=True)[key]
+
+
+def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    assert a.keys() == b.keys()
+    return max((a[k].double() - b[k].double()).abs().max().item() for k in a)
+
+
+def test_two_processes_train_as_one_with_the_global_batch_and_resume_in_one(tmp_path):
+    write_cifar10(tmp_path / "data", n_train=200, n_test=20)
+    args = ["train", *ARGS, "--data-dir", str(tmp_path / "data"), "--epochs", "1"]
+    two = torchrun(["-m", "resnet_cifar", *args, "--output", str(tmp_path / "two")])
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert main([*args, "--output", str(tmp_path / "one")]) == 0
+
+    difference = max_difference(weights(tmp_path / "one"), weights(tmp_path / "two"))
+    print(f"max parameter difference, 2 processes x 15 against 1 process x 30: {difference:.2e}")
+    assert difference < 1e-5
+    assert max_difference(weights(tmp_path / "one", "ema"), weights(tmp_path / "two", "ema")) < 1e-5
+    assert not any(key.startswith("module.") for key in weights(tmp_path / "two"))
+    assert two.stdout.count("Done:") == 1 and two.stderr.count("epoch 1/1") == 1  # only rank 0 talks
+    assert sorted(p.name for p in (tmp_path / "two").iterdir() if p.name != "tensorboard") == [
+        "checkpoints", "config.yaml", "curves.png", "metrics.csv", "summary.json"]
+
+    # The two-process run goes on in one process: same global batches, same schedule.
+    assert main(["train", "--resume", str(tmp_path / "two"), "--epochs", "2"]) == 0
+    resumed = torch.load(tmp_path / "two" / "checkpoints" / "last.pt", weights_only=True)
+    assert (resumed["epoch"], resumed["step"], resumed["record"]["train_images"]) == (2, 10, 300)
+    assert (tmp_path / "two" / "metrics.csv").read_text().count("\n") == 3  # header and two epochs
+
+
+DIES_EARLY = """
+import os, sys
+from resnet_cifar.cli import main
+from resnet_cifar.train.engine import Engine
+
+def die(*args, **kwargs):
+    os._exit(3)
+
+if os.environ["RANK"] == "1":
+    Engine.train_epoch = die
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_rank_that_dies_ends_the_job_at_once(tmp_path):
+    """torchrun (its default --max-restarts 0) ends the others when one process fails, rather than letting them
+    wait for it in the next collective."""
+    write_cifar10(tmp_path / "data", n_train=200, n_test=20)
+    script = tmp_path / "dies_early.py"
+    script.write_text(DIES_EARLY)
+    started = time.monotonic()
+    result = torchrun([str(script), "train", *ARGS, "--data-dir", str(tmp_path / "data"), "--epochs", "50",
+                       "--output", str(tmp_path / "run")], timeout=60)
+    assert result.returncode != 0
+    assert time.monotonic() - started < 45  # far from the 600 s --dist-timeout: torchrun, not the timeout, ended it
+    assert "exitcode  : 3" in result.stderr and "rank      : 1" in result.stderr
+
+
+def test_processes_that_never_all_arrive_end_with_a_message(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "29517")
+    with pytest.raises(UserError, match="within --dist-timeout 1 s"):
+        with process_group(torch.device("cpu"), 1):
+            pass

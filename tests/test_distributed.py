@@ -16,7 +16,8 @@ import torch
 from conftest import write_cifar10
 from resnet_cifar.cli import main
 from resnet_cifar.errors import UserError
-from resnet_cifar.train.distributed import process_group
+from resnet_cifar.train import distributed
+from resnet_cifar.train.distributed import check_batch_size, process_group
 
 # The cpu recipe's moving parts (Nesterov SGD, warmup, label smoothing, EMA, crops,
 # alternating flips); 150 training images in global batches of 30: five steps an epoch.
@@ -100,6 +101,13 @@ def test_a_rank_that_dies_ends_the_job_at_once(tmp_path):
     assert result.returncode != 0
     assert time.monotonic() - started < 45  # far from the 600 s --dist-timeout: torchrun, not the timeout, ended it
     assert "exitcode  : 3" in result.stderr and "rank      : 1" in result.stderr
+
+
+def test_the_global_batch_must_split_evenly(monkeypatch):
+    monkeypatch.setattr(distributed, "world_size", lambda: 4)
+    assert check_batch_size(512) == 128
+    with pytest.raises(UserError, match="--batch-size 510 is the global batch .* pass a multiple of 4"):
+        check_batch_size(510)
 
 
 def test_processes_that_never_all_arrive_end_with_a_message(monkeypatch):

@@ -52,7 +52,7 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
     ]),
     ("optimisation", [
         ("epochs", "epochs to train (with --resume: extend the run to this many)"),
-        ("batch_size", "images per step, over all processes together (under torchrun each of N takes 1/N)"),
+        ("batch_size", "images per step over all processes together (under torchrun each takes an equal share)"),
         ("optimizer", "optimizer"),
         ("lr", "peak learning rate"),
         ("momentum", "SGD momentum"),

@@ -1,0 +1,155 @@
+"""Time, epochs and training FLOPs the `fast` recipe needs to reach 80/85/88/90/91% validation accuracy.
+
+Trains `resnet-cifar train --preset fast` on CIFAR-10's training split, 45,000
+images to train and 5,000 held out (the validation split; no test images are
+involved), once per seed, and reads each run's metrics.csv. For every
+threshold it reports the first epoch whose validation accuracy reaches it, the
+wall time up to the end of that epoch (training plus the per-epoch validation,
+which is what a user waits for) and the training FLOPs spent by then.
+
+FLOPs are counted by torch's FlopCounterMode on one real training step (forward
+and backward) and multiplied by the images trained; the per-epoch validation
+(4 test-time views of 5,000 images) is counted separately, as it only serves
+the measurement. A multiply-add counts 2 FLOPs.
+
+Data: --data-dir holds cifar-10-batches-py/; when it does not, it is made from
+--archive (../shared/data's JPEG re-encoding of the training split) with the
+converter next to it. --epochs N trains a shorter run of the same schedule
+(warmup kept at the same fraction of the run) for quick checks on a CPU.
+
+    python bench/time_to_accuracy.py [--seeds 0 1 2] [--epochs 10] [--device auto] [--data-dir /tmp/cifar-jpeg]
+
+The last line is `RESULT final_acc_mean=... final_acc_std=... t91_s_mean=... ...`; a
+threshold not reached by every seed is reported as `reached=k/n` and `nan`.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from resnet_cifar.cli import main as cli
+from resnet_cifar.models import create_model
+from resnet_cifar.recipes import recipe_settings
+
+THRESHOLDS = (0.80, 0.85, 0.88, 0.90, 0.91)
+ROOT = Path(__file__).resolve().parents[1]
+ARCHIVE = ROOT.parent / "shared" / "data" / "cifar10-train-jpeg.tar.gz"
+TTA_VIEWS = 4  # flip-translate: the image, its mirror and two shifted views
+
+
+def training_flops_per_image(model_name: str) -> float:
+    """FLOPs of one training step (forward and backward) per image, counted by torch."""
+    model = create_model(model_name).train()
+    x, y = torch.randn(2, 3, 32, 32), torch.zeros(2, dtype=torch.long)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        F.cross_entropy(model(x), y).backward()
+    return counter.get_total_flops() / len(x)
+
+
+def forward_flops_per_image(model_name: str) -> float:
+    model = create_model(model_name).eval()
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(torch.randn(2, 3, 32, 32))
+    return counter.get_total_flops() / 2
+
+
+def ensure_data(data_dir: Path, archive: Path) -> None:
+    if (data_dir / "cifar-10-batches-py").is_dir():
+        return
+    converter = archive.parent / "cifar10_jpeg_to_batches.py"
+    print(f"Converting {archive} into {data_dir} ...", flush=True)
+    subprocess.run([sys.executable, str(converter), str(archive), str(data_dir)], check=True)
+
+
+def run_seed(seed: int, args: argparse.Namespace, out: Path) -> list[dict]:
+    """Train one run and return its metrics rows with cumulative seconds."""
+    run_dir = out / f"seed{seed}"
+    flags = ["train", "--preset", "fast", "--data-dir", str(args.data_dir), "--val-split", "5000",
+             "--seed", str(seed), "--device", args.device, "--output", str(run_dir), "--overwrite"]
+    if args.epochs is not None:
+        warmup = recipe_settings("fast")["warmup_epochs"] / recipe_settings("fast")["epochs"] * args.epochs
+        flags += ["--epochs", str(args.epochs), "--warmup-epochs", f"{warmup:.4f}"]
+    if args.compile:
+        flags.append("--compile")
+    code = cli(flags)
+    if code != 0:
+        raise SystemExit(f"training seed {seed} failed with exit code {code}")
+    with open(run_dir / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    elapsed = 0.0
+    for row in rows:
+        elapsed += float(row["seconds"])
+        row["elapsed"] = elapsed
+    summary = json.loads((run_dir / "summary.json").read_text())
+    rows[-1]["train_seconds"] = summary["train_seconds"]
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=None, help="shorter run of the same schedule (default: the recipe's)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--data-dir", type=Path, default=Path("/tmp/cifar-jpeg"))
+    parser.add_argument("--archive", type=Path, default=ARCHIVE)
+    parser.add_argument("--output", type=Path, default=Path("/tmp/time-to-accuracy"))
+    args = parser.parse_args()
+    ensure_data(args.data_dir, args.archive)
+
+    settings = recipe_settings("fast")
+    train_images = 45_000 // settings["batch_size"] * settings["batch_size"]  # full batches only
+    train_flops = training_flops_per_image(settings["model"]) * train_images
+    val_flops = forward_flops_per_image(settings["model"]) * TTA_VIEWS * 5000
+    started = time.time()
+    runs = [run_seed(seed, args, args.output) for seed in args.seeds]
+
+    print(f"\nfast recipe, seeds {args.seeds}: {train_flops / 1e15:.4f} PFLOPs of training per epoch, "
+          f"{val_flops / 1e15:.4f} per validation")
+    print(f"{'target':>7} {'reached':>8} {'epochs':>7} {'seconds':>16} {'PFLOPs':>7}")
+    result = {}
+    for threshold in THRESHOLDS:
+        hits = [next((row for row in rows if float(row["val_acc"]) >= threshold), None) for rows in runs]
+        reached = [row for row in hits if row is not None]
+        key = f"t{round(threshold * 100)}"
+        result[f"{key}_reached"] = f"{len(reached)}/{len(runs)}"
+        if len(reached) == len(runs):
+            epochs = [int(row["epoch"]) for row in reached]
+            seconds = [row["elapsed"] for row in reached]
+            result[f"{key}_epochs_mean"] = statistics.mean(epochs)
+            result[f"{key}_s_mean"] = statistics.mean(seconds)
+            result[f"{key}_s_std"] = statistics.stdev(seconds) if len(seconds) > 1 else 0.0
+            result[f"{key}_pflops"] = statistics.mean(epochs) * train_flops / 1e15
+            print(f"{threshold:>7.0%} {len(reached)}/{len(runs):<6} {statistics.mean(epochs):>7.1f} "
+                  f"{result[f'{key}_s_mean']:>9.0f} +- {result[f'{key}_s_std']:<4.0f} {result[f'{key}_pflops']:>7.3f}")
+        else:
+            result[f"{key}_s_mean"] = math.nan
+            print(f"{threshold:>7.0%} {len(reached)}/{len(runs):<6} {'-':>7} {'-':>16} {'-':>7}")
+    finals = [float(rows[-1]["val_acc"]) for rows in runs]
+    train_seconds = [rows[-1]["train_seconds"] for rows in runs]
+    epochs_run = int(runs[0][-1]["epoch"])
+    print(f"final validation accuracy per seed: {', '.join(f'{a:.2%}' for a in finals)}; "
+          f"training seconds per run (without validation): {', '.join(f'{s:.0f}' for s in train_seconds)}; "
+          f"wall time of the whole benchmark {time.time() - started:.0f} s")
+    details = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items())
+    print(f"RESULT final_acc_mean={statistics.mean(finals):.4f} "
+          f"final_acc_std={statistics.stdev(finals) if len(finals) > 1 else 0.0:.4f} epochs={epochs_run} "
+          f"train_s_mean={statistics.mean(train_seconds):.1f} "
+          f"train_pflops={epochs_run * train_flops / 1e15:.4f} {details} seeds={len(runs)}")
+
+
+if __name__ == "__main__":
+    main()

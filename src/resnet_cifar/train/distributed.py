@@ -1,6 +1,6 @@
 """Training on several processes under torchrun: which process this is, and the few collectives training needs.
 
-A single-process run is rank 0 of 1 and every function here is then a no-op.
+A single-process run is rank 0 of 1, and every collective here is then a no-op.
 Under torchrun (WORLD_SIZE > 1) every process trains on its own share of each
 epoch (the Loader's rank/world_size) on its own device, cuda:LOCAL_RANK or the
 CPU, and DistributedDataParallel averages the gradients, so all ranks hold the
@@ -77,7 +77,7 @@ def process_group(device: torch.device, timeout_s: float) -> Iterator[None]:
     try:
         dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s),
                                 device_id=device if device.type == "cuda" else None)
-    except (RuntimeError, dist.DistError) as error:
+    except dist.DistError as error:  # the store timed out or could not be reached
         raise UserError(f"Could not join the other {launched_world_size() - 1} process(es) of this torchrun job within "
                         f"--dist-timeout {timeout_s:g} s ({str(error).splitlines()[0]}); check that every node "
                         "was started with the same --rdzv-endpoint and --nnodes.") from error

@@ -6,18 +6,23 @@ starts torchrun only twice.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
 
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 
 from conftest import write_cifar10
 from resnet_cifar.cli import main
 from resnet_cifar.errors import UserError
 from resnet_cifar.train import distributed
 from resnet_cifar.train.distributed import check_batch_size, process_group
+from resnet_cifar.train.engine import Engine, EpochTotals
+from resnet_cifar.train.optim import Schedule
 
 # The cpu recipe's moving parts (Nesterov SGD, warmup, label smoothing, EMA, crops,
 # alternating flips); 150 training images in global batches of 30: five steps an epoch.
@@ -104,6 +109,33 @@ def test_a_rank_that_dies_ends_the_job_at_once(tmp_path):
     assert result.returncode != 0
     assert time.monotonic() - started < 45  # far from the 600 s --dist-timeout: torchrun, not the timeout, ended it
     assert "exitcode  : 3" in result.stderr and "rank      : 1" in result.stderr
+
+
+def stop_on_one_rank(rank: int, port: int, results) -> None:
+    """Rank 1 alone is asked to stop from its third step on; both ranks report where they stopped."""
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    engine = Engine(model, torch.nn.parallel.DistributedDataParallel(model), optimizer, Schedule("constant", 0.1, 100),
+                    torch.amp.GradScaler("cpu", enabled=False), None)
+    totals = EpochTotals.zeros(torch.device("cpu"))
+    batches = [(torch.randn(3, 4), torch.tensor([0, 1, 0]))] * 20
+    finished = engine.train_epoch(batches, totals, should_stop=lambda: rank == 1 and engine.step >= 3,
+                                  on_check=lambda *_: None)
+    results[rank] = (finished, engine.step)
+    dist.destroy_process_group()
+
+
+def test_a_stop_asked_of_one_rank_stops_every_rank_at_the_same_step():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    results = mp.Manager().dict()
+    mp.spawn(stop_on_one_rank, args=(port, results), nprocs=2)
+    assert results[0] == results[1]
+    finished, step = results[0]
+    assert not finished and 3 <= step < 20
 
 
 def test_the_global_batch_must_split_evenly(monkeypatch):

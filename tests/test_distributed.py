@@ -31,19 +31,11 @@ from resnet_cifar.train.optim import Schedule
 # with channels-last tensors against one with contiguous ones differs by 1e-2 after
 # these five steps. So both runs use contiguous tensors and a modest lr, where two
 # processes and one agree to about 5e-7 (without --sync-bn they differ by 0.5).
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 ARGS = ["--preset", "cpu", "--device", "cpu", "--deterministic", "--val-split", "50", "--batch-size", "30",
         "--input-size", "16", "--warmup-epochs", "0.5", "--crop-padding", "2", "--lr", "0.02", "--no-channels-last",
         "--sync-bn"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    """The test machine is shared: one thread is many times faster than two that spin waiting for a busy core."""
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def torchrun(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:

@@ -65,7 +65,7 @@ def test_option_a_shortcuts_do_not_fit(resnet18_file):
 
 def test_bad_files(tmp_path):
     model = create_model("resnet18", stem="imagenet")
-    with pytest.raises(UserError, match="do not exist"):
+    with pytest.raises(UserError, match="does not exist"):
         init_from_torchvision(model, tmp_path / "missing.pth")
     truncated = tmp_path / "truncated.pth"
     torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7)}, truncated)

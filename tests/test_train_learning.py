@@ -6,7 +6,6 @@ import tarfile
 from collections import defaultdict
 
 import pytest
-import torch
 
 from resnet_cifar.cli import main
 

@@ -46,22 +46,31 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_without_code(path: Path, *, what: str, if_unsafe: str, if_corrupt: str) -> Any:
+    """torch.load(weights_only=True) of `path`, each way it can fail told in one sentence naming the file.
+
+    `what` names the file for the user ("Checkpoint"); `if_unsafe` and `if_corrupt` say what to do instead.
+    """
+    if not path.is_file():
+        raise UserError(f"{what} {path} does not exist; check the path.")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise UserError(
+            f"{path} holds Python objects other than tensors and plain values, so it was not loaded "
+            f"(it could run code); {if_unsafe}."
+        ) from error
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
+        raise UserError(f"{path} is not a readable {what.lower()} (truncated or corrupt); {if_corrupt}.") from error
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint dict at `path`, or a UserError saying in one sentence why it cannot be used."""
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{path} is a folder; pass a checkpoint file such as {path / 'checkpoints' / 'best.pt'}.")
-    if not path.is_file():
-        raise UserError(f"Checkpoint {path} does not exist; check the path.")
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise UserError(
-            f"{path} holds Python objects other than tensors and plain values, so it was not loaded "
-            "(it could run code); use a checkpoint written by `resnet-cifar train`."
-        ) from error
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
-        raise UserError(f"{path} is not a readable checkpoint (truncated or corrupt); use another copy.") from error
+    checkpoint = load_without_code(path, what="Checkpoint", if_unsafe="use a checkpoint written by `resnet-cifar train`",
+                                   if_corrupt="use another copy")
     missing = [key for key in REQUIRED_KEYS if not isinstance(checkpoint, dict) or key not in checkpoint]
     if missing:
         raise UserError(f"{path} is not a resnet-cifar checkpoint (missing {', '.join(missing)}).")

@@ -7,14 +7,13 @@ nothing for CIFAR. A file from download.pytorch.org is such a state_dict too.
 """
 from __future__ import annotations
 
-import pickle
 import re
-import zipfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from resnet_cifar.checkpoint import load_without_code
 from resnet_cifar.errors import UserError
 from resnet_cifar.models.registry import ARCHITECTURES
 
@@ -39,17 +38,8 @@ def describe_architecture(state_dict: dict[str, torch.Tensor]) -> str:
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise UserError(f"Pretrained weights {path} do not exist; check the path.")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise UserError(
-            f"{path} holds Python objects other than tensors, so it was not loaded (it could run code); "
-            "save the weights with torch.save(model.state_dict(), path)."
-        ) from error
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
-        raise UserError(f"{path} is not a readable weights file (truncated or corrupt); download it again.") from error
+    state = load_without_code(path, what="Weights file", if_corrupt="download it again",
+                              if_unsafe="save the weights with torch.save(model.state_dict(), path)")
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise UserError(
             f"{path} is not a torchvision state_dict; save one with "

@@ -4,14 +4,14 @@ The layout follows the fast CIFAR-10 networks of Myrtle.ai ("How to train your
 ResNet", the ResNet-9) and Keller Jordan's airbench94, shrunk to airbench's
 widths so that ten epochs cost about a third of a PFLOP:
 
-    stem     2x2 convolution, 24 channels, bias, GELU     (patch-whitened from data before training)
+    stem     2x2 convolution, 24 channels, bias, GELU     (patch-whitened by the `fast` recipe)
     layer1   PoolBlock  24 -> 64,  31x31 -> 15x15
     layer2   PoolBlock  64 -> 256, 15x15 -> 7x7
     layer3   PoolBlock 256 -> 256,  7x7 -> 3x3
     head     global max-pool, linear without bias, logits scaled by 1/9
 
 Each PoolBlock widens with a 3x3 convolution, halves the resolution with a max-pool
-(cheaper than a strided convolution and no worse here), then adds a residual 3x3
+(cheaper than a strided convolution), then adds a residual 3x3
 convolution branch to that result: a genuine shortcut addition, where airbench
 relies on identity-initialised filters instead.
 

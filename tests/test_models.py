@@ -139,6 +139,7 @@ def test_models_command_prints_the_zoo(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "resnet1202" in out and "19,421,274" in out and "GFLOPs" in out
+    assert "fastresnet8" in out
 
 
 def test_models_command_prints_a_layer_table(capsys):

@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install train test bench clean
+.PHONY: install train test clean
 
 install: $(VENV)/.installed
 

@@ -22,26 +22,13 @@ import time
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
 from resnet_cifar.data import Loader, Split
+from baseline import PillowImages
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-
-
-class PillowImages(torch.utils.data.Dataset):
-    """The images as a map-style dataset of PIL images, the usual torchvision setup."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray, transform: transforms.Compose) -> None:
-        self.images, self.labels, self.transform = images, labels, transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
 
 
 def images_per_second(epochs, count_epoch) -> float:

@@ -25,24 +25,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import torchvision
-from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
 from resnet_cifar.cli import main as cli
 from resnet_cifar.data import load_dataset
 from resnet_cifar.train.hardware import configure, resolve_device
-
-
-class PillowImages(torch.utils.data.Dataset):
-    def __init__(self, images: np.ndarray, labels: np.ndarray, transform: transforms.Compose) -> None:
-        self.images, self.labels, self.transform = images, labels, transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
+from baseline import PillowImages
 
 
 def tutorial_epoch(images: np.ndarray, labels: np.ndarray, device: torch.device) -> float:

@@ -30,7 +30,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import torchvision
-from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
 from torchvision import transforms
@@ -41,6 +40,7 @@ from resnet_cifar.models import create_model
 from resnet_cifar.train.engine import Engine, EpochTotals
 from resnet_cifar.train.hardware import amp_dtype, configure, resolve_device
 from resnet_cifar.train.optim import build_optimizer, build_schedule
+from baseline import PillowImages
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
@@ -53,17 +53,6 @@ def torchvision_model(name: str) -> nn.Module:
     model.conv1 = nn.Conv2d(3, 64, 3, padding=1, bias=False)
     model.maxpool = nn.Identity()
     return model
-
-
-class PillowImages(torch.utils.data.Dataset):
-    def __init__(self, images: np.ndarray, labels: np.ndarray, transform: transforms.Compose) -> None:
-        self.images, self.labels, self.transform = images, labels, transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
 
 
 def ours(name: str, split: Split, args: argparse.Namespace, device: torch.device) -> Callable[[int], int]:

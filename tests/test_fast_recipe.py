@@ -18,17 +18,9 @@ from resnet_cifar.recipes import recipe_settings
 from resnet_cifar.train.optim import build_optimizer, set_lr
 from resnet_cifar.train.whitening import whiten_stem
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
-
-
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    """The test machine is shared: one thread is many times faster than two that spin waiting for a busy core."""
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def correlated_images(n: int = 200) -> torch.Tensor:

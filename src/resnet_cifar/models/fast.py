@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from resnet_cifar.errors import UserError
+from resnet_cifar.models.resnet import fresh_classifier
 
 # 2x2 patches of 3 channels have 12 dimensions; the stem keeps each whitened
 # direction and its negative, so the GELU after it loses no information.
@@ -118,10 +119,7 @@ class FastResNet(nn.Module):
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the final layer with a freshly initialised one, e.g. to fine-tune on new classes."""
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise UserError(f"num_classes must be a positive integer, got {num_classes!r}.")
-        old = self.fc
-        self.fc = nn.Linear(self.num_features, num_classes, bias=False).to(device=old.weight.device, dtype=old.weight.dtype)
+        self.fc = fresh_classifier(self.fc, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.act(self.bn1(self.conv1(x))))

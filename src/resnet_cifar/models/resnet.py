@@ -30,6 +30,14 @@ def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_planes, out_planes, 1, stride=stride, bias=False)
 
 
+def fresh_classifier(old: nn.Linear, num_classes: int) -> nn.Linear:
+    """A newly initialised copy of `old` with `num_classes` outputs, on the same device and dtype."""
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise UserError(f"num_classes must be a positive integer, got {num_classes!r}.")
+    new = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
+    return new.to(device=old.weight.device, dtype=old.weight.dtype)
+
+
 class PadShortcut(nn.Module):
     """Option A: subsample by striding and pad the new channels with zeros.
 
@@ -190,10 +198,7 @@ class ResNet(nn.Module):
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the final layer with a freshly initialised one, e.g. to fine-tune on new classes."""
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise UserError(f"num_classes must be a positive integer, got {num_classes!r}.")
-        old = self.fc
-        self.fc = nn.Linear(self.num_features, num_classes).to(device=old.weight.device, dtype=old.weight.dtype)
+        self.fc = fresh_classifier(self.fc, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))

@@ -45,9 +45,11 @@ class TrainConfig:
     # Optimisation
     epochs: int = 10
     batch_size: int = 128  # global: under torchrun each of N processes takes batch_size / N images per step
-    optimizer: str = "sgd"  # sgd | adam | adamw
+    optimizer: str = "sgd"  # sgd | muon (Muon for the convolution filters, SGD for the rest) | adam | adamw
     lr: float = 0.1
-    momentum: float = 0.9  # SGD only
+    momentum: float = 0.9  # SGD, and muon's SGD part
+    muon_lr: float = 0.24  # muon: the filters' peak learning rate (an angle per step, not comparable to lr)
+    muon_momentum: float = 0.6  # muon: the filters' Nesterov momentum
     nesterov: bool = False
     weight_decay: float = 5e-4
     weight_decay_bn_bias: bool = True  # False: BatchNorm weights and biases are not decayed
@@ -78,13 +80,13 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "labels": ("fine", "coarse"),
     "padding_mode": ("reflect", "zeros"),
     "flip": ("none", "random", "alternate"),
-    "optimizer": ("sgd", "adam", "adamw"),
+    "optimizer": ("sgd", "muon", "adam", "adamw"),
     "schedule": ("constant", "multistep", "cosine", "linear"),
     "tta": ("none", "flip", "flip-translate"),
     "amp": ("auto", "off", "bf16", "fp16"),
 }
-POSITIVE = ("image_size", "epochs", "batch_size", "lr", "bn_bias_lr_scale")
-NON_NEGATIVE = ("val_split", "crop_padding", "cutout", "momentum", "weight_decay", "warmup_epochs", "label_smoothing")
+POSITIVE = ("image_size", "epochs", "batch_size", "lr", "bn_bias_lr_scale", "muon_lr")
+NON_NEGATIVE = ("val_split", "crop_padding", "cutout", "momentum", "muon_momentum", "weight_decay", "warmup_epochs", "label_smoothing")
 
 _HINTS = typing.get_type_hints(TrainConfig)
 KEYS = tuple(_HINTS)

@@ -53,10 +53,12 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
     ("optimisation", [
         ("epochs", "epochs to train (with --resume: extend the run to this many)"),
         ("batch_size", "images per step over all processes together (under torchrun each takes an equal share)"),
-        ("optimizer", "optimizer"),
+        ("optimizer", "optimizer; muon: Muon for the convolution filters, SGD for biases and classifier"),
         ("lr", "peak learning rate"),
         ("momentum", "SGD momentum"),
         ("nesterov", "Nesterov momentum (SGD)"),
+        ("muon_lr", "muon: the filters' peak learning rate"),
+        ("muon_momentum", "muon: the filters' momentum"),
         ("weight_decay", "weight decay"),
         ("weight_decay_bn_bias", "also decay BatchNorm weights and biases"),
         ("bn_bias_lr_scale", "learning-rate multiplier for BatchNorm biases"),

@@ -14,6 +14,7 @@ from torch import nn
 
 from resnet_cifar.config import TrainConfig
 from resnet_cifar.errors import UserError
+from resnet_cifar.train.muon import Muon
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -25,14 +26,19 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
     multiplies every learning rate `set_lr` sets: a short run has too few steps for
     the biases to move far at the weights' rate (airbench scales them 64x). Their
     weight decay is divided by the same factor, so they decay as much per step as before.
+    With `muon`, the convolution filters form one more group, updated by Muon at
+    `muon_lr` (as an `lr_scale` of `lr`, so the schedule moves it too) with
+    `muon_momentum` and no decay; every other parameter gets SGD as above.
     """
     scale = config.bn_bias_lr_scale
     bn_biases = {id(m.bias) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine}
-    decay, no_decay, scaled = [], [], []
+    decay, no_decay, scaled, filters = [], [], [], []
     for parameter in model.parameters():
         if not parameter.requires_grad:
             continue
-        if scale != 1 and id(parameter) in bn_biases:
+        if config.optimizer == "muon" and parameter.ndim == 4:
+            filters.append(parameter)
+        elif scale != 1 and id(parameter) in bn_biases:
             scaled.append(parameter)
         elif not config.weight_decay_bn_bias and parameter.ndim <= 1:
             no_decay.append(parameter)
@@ -43,13 +49,17 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
         group
         for group in ({"params": decay, "weight_decay": config.weight_decay},
                       {"params": no_decay, "weight_decay": 0.0},
-                      {"params": scaled, "weight_decay": scaled_decay, "lr_scale": scale})
+                      {"params": scaled, "weight_decay": scaled_decay, "lr_scale": scale},
+                      {"params": filters, "weight_decay": 0.0, "orthogonalize": True,
+                       "momentum": config.muon_momentum, "lr_scale": config.muon_lr / config.lr})
         if group["params"]
     ]
+    if config.optimizer in ("sgd", "muon") and config.nesterov and config.momentum == 0:
+        raise UserError("Nesterov momentum (--nesterov) needs --momentum above 0.")
     if config.optimizer == "sgd":
-        if config.nesterov and config.momentum == 0:
-            raise UserError("Nesterov momentum (--nesterov) needs --momentum above 0.")
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
+    if config.optimizer == "muon":
+        return Muon(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
     if config.optimizer == "adam":
         return torch.optim.Adam(groups, lr=config.lr)
     return torch.optim.AdamW(groups, lr=config.lr)

@@ -4,11 +4,12 @@ Trains `resnet-cifar train --preset fast` on CIFAR-10's training split, 45,000
 images to train and 5,000 held out (the validation split; no test images are
 involved), once per seed, and reads each run's metrics.csv. For every
 threshold it reports the first epoch whose validation accuracy reaches it, the
-wall time up to the end of that epoch (training plus the per-epoch validation,
-which is what a user waits for) and the training FLOPs spent by then.
+training seconds up to the end of that epoch (the figure speed records quote),
+the wall time including the per-epoch validations (what a user waits for), and
+the training FLOPs spent by then.
 
-FLOPs are counted by torch's FlopCounterMode on one real training step (forward
-and backward) and multiplied by the images trained; the per-epoch validation
+FLOPs are counted by torch's FlopCounterMode on one real training step (forward,
+backward and the optimizer's step) and multiplied by the images trained; the per-epoch validation
 (4 test-time views of 5,000 images) is counted separately, as it only serves
 the measurement. A multiply-add counts 2 FLOPs.
 
@@ -16,17 +17,18 @@ Data: --data-dir holds cifar-10-batches-py/; when it does not, it is made from
 --archive (../shared/data's JPEG re-encoding of the training split) with the
 converter next to it. --epochs N trains a shorter run of the same schedule
 (warmup kept at the same fraction of the run) for quick checks on a CPU.
+--reuse reads seeds that finished in --output earlier rather than training them
+again, so the seeds of a slow machine can be run one session at a time.
 
     python bench/time_to_accuracy.py [--seeds 0 1 2] [--epochs 10] [--device auto] [--data-dir /tmp/cifar-jpeg]
 
-The last line is `RESULT final_acc_mean=... final_acc_std=... t91_s_mean=... ...`; a
+The last line is `RESULT final_acc_mean=... final_acc_std=... t91_train_s_mean=... ...`; a
 threshold not reached by every seed is reported as `reached=k/n` and `nan`.
 """
 from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import statistics
 import subprocess
@@ -39,8 +41,10 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from resnet_cifar.cli import main as cli
+from resnet_cifar.config import TrainConfig, resolve
 from resnet_cifar.models import create_model
 from resnet_cifar.recipes import recipe_settings
+from resnet_cifar.train.optim import build_optimizer
 
 THRESHOLDS = (0.80, 0.85, 0.88, 0.90, 0.91)
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,14 +52,21 @@ ARCHIVE = ROOT.parent / "shared" / "data" / "cifar10-train-jpeg.tar.gz"
 TTA_VIEWS = 4  # flip-translate: the image, its mirror and two shifted views
 
 
-def training_flops_per_image(model_name: str) -> float:
-    """FLOPs of one training step (forward and backward) per image, counted by torch."""
-    model = create_model(model_name).train()
+def training_flops_per_image(config: TrainConfig) -> float:
+    """FLOPs of one training step per image, counted by torch: forward and backward, plus the
+    optimizer's own work (Muon's orthogonalisation) shared out over the images of a batch."""
+    model = create_model(config.model).train()
+    if config.whiten_stem:
+        model.conv1.weight.requires_grad_(False)
+    optimizer = build_optimizer(model, config)
     x, y = torch.randn(2, 3, 32, 32), torch.zeros(2, dtype=torch.long)
     counter = FlopCounterMode(display=False)
     with counter:
         F.cross_entropy(model(x), y).backward()
-    return counter.get_total_flops() / len(x)
+    per_image = counter.get_total_flops() / len(x)
+    with counter:
+        optimizer.step()
+    return per_image + counter.get_total_flops() / config.batch_size
 
 
 def forward_flops_per_image(model_name: str) -> float:
@@ -77,24 +88,32 @@ def ensure_data(data_dir: Path, archive: Path) -> None:
 def run_seed(seed: int, args: argparse.Namespace, out: Path) -> list[dict]:
     """Train one run and return its metrics rows with cumulative seconds."""
     run_dir = out / f"seed{seed}"
+    if args.reuse and (run_dir / "summary.json").is_file():
+        print(f"Reusing the finished run {run_dir}", flush=True)
+        return read_rows(run_dir)
     flags = ["train", "--preset", "fast", "--data-dir", str(args.data_dir), "--val-split", "5000",
              "--seed", str(seed), "--device", args.device, "--output", str(run_dir), "--overwrite"]
     if args.epochs is not None:
-        warmup = recipe_settings("fast")["warmup_epochs"] / recipe_settings("fast")["epochs"] * args.epochs
+        recipe = resolve(recipe_settings("fast"), {}, {})
+        warmup = recipe.warmup_epochs / recipe.epochs * args.epochs
         flags += ["--epochs", str(args.epochs), "--warmup-epochs", f"{warmup:.4f}"]
     if args.compile:
         flags.append("--compile")
     code = cli(flags)
     if code != 0:
         raise SystemExit(f"training seed {seed} failed with exit code {code}")
+    return read_rows(run_dir)
+
+
+def read_rows(run_dir: Path) -> list[dict]:
+    """The run's metrics.csv rows, each with the cumulative training and wall seconds up to its end."""
     with open(run_dir / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
-    elapsed = 0.0
+    trained = elapsed = 0.0
     for row in rows:
+        trained += float(row["train_seconds"])
         elapsed += float(row["seconds"])
-        row["elapsed"] = elapsed
-    summary = json.loads((run_dir / "summary.json").read_text())
-    rows[-1]["train_seconds"] = summary["train_seconds"]
+        row["trained"], row["elapsed"] = trained, elapsed
     return rows
 
 
@@ -107,19 +126,21 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/cifar-jpeg"))
     parser.add_argument("--archive", type=Path, default=ARCHIVE)
     parser.add_argument("--output", type=Path, default=Path("/tmp/time-to-accuracy"))
+    parser.add_argument("--reuse", action="store_true",
+                        help="take seeds already finished in --output from there instead of training them again")
     args = parser.parse_args()
     ensure_data(args.data_dir, args.archive)
 
-    settings = recipe_settings("fast")
-    train_images = 45_000 // settings["batch_size"] * settings["batch_size"]  # full batches only
-    train_flops = training_flops_per_image(settings["model"]) * train_images
-    val_flops = forward_flops_per_image(settings["model"]) * TTA_VIEWS * 5000
+    config = resolve(recipe_settings("fast"), {}, {})
+    train_images = 45_000 // config.batch_size * config.batch_size  # full batches only
+    train_flops = training_flops_per_image(config) * train_images
+    val_flops = forward_flops_per_image(config.model) * TTA_VIEWS * 5000
     started = time.time()
     runs = [run_seed(seed, args, args.output) for seed in args.seeds]
 
     print(f"\nfast recipe, seeds {args.seeds}: {train_flops / 1e15:.4f} PFLOPs of training per epoch, "
           f"{val_flops / 1e15:.4f} per validation")
-    print(f"{'target':>7} {'reached':>8} {'epochs':>7} {'seconds':>16} {'PFLOPs':>7}")
+    print(f"{'target':>7} {'reached':>8} {'epochs':>7} {'training seconds':>17} {'with validation':>16} {'PFLOPs':>7}")
     result = {}
     for threshold in THRESHOLDS:
         hits = [next((row for row in rows if float(row["val_acc"]) >= threshold), None) for rows in runs]
@@ -128,18 +149,20 @@ def main() -> None:
         result[f"{key}_reached"] = f"{len(reached)}/{len(runs)}"
         if len(reached) == len(runs):
             epochs = [int(row["epoch"]) for row in reached]
-            seconds = [row["elapsed"] for row in reached]
+            seconds = [row["trained"] for row in reached]
             result[f"{key}_epochs_mean"] = statistics.mean(epochs)
-            result[f"{key}_s_mean"] = statistics.mean(seconds)
-            result[f"{key}_s_std"] = statistics.stdev(seconds) if len(seconds) > 1 else 0.0
+            result[f"{key}_train_s_mean"] = statistics.mean(seconds)
+            result[f"{key}_train_s_std"] = statistics.stdev(seconds) if len(seconds) > 1 else 0.0
+            result[f"{key}_wall_s_mean"] = statistics.mean(row["elapsed"] for row in reached)
             result[f"{key}_pflops"] = statistics.mean(epochs) * train_flops / 1e15
             print(f"{threshold:>7.0%} {len(reached)}/{len(runs):<6} {statistics.mean(epochs):>7.1f} "
-                  f"{result[f'{key}_s_mean']:>9.0f} +- {result[f'{key}_s_std']:<4.0f} {result[f'{key}_pflops']:>7.3f}")
+                  f"{result[f'{key}_train_s_mean']:>9.0f} +- {result[f'{key}_train_s_std']:<5.0f} "
+                  f"{result[f'{key}_wall_s_mean']:>16.0f} {result[f'{key}_pflops']:>7.3f}")
         else:
-            result[f"{key}_s_mean"] = math.nan
-            print(f"{threshold:>7.0%} {len(reached)}/{len(runs):<6} {'-':>7} {'-':>16} {'-':>7}")
+            result[f"{key}_train_s_mean"] = math.nan
+            print(f"{threshold:>7.0%} {len(reached)}/{len(runs):<6} {'-':>7} {'-':>17} {'-':>16} {'-':>7}")
     finals = [float(rows[-1]["val_acc"]) for rows in runs]
-    train_seconds = [rows[-1]["train_seconds"] for rows in runs]
+    train_seconds = [rows[-1]["trained"] for rows in runs]
     epochs_run = int(runs[0][-1]["epoch"])
     print(f"final validation accuracy per seed: {', '.join(f'{a:.2%}' for a in finals)}; "
           f"training seconds per run (without validation): {', '.join(f'{s:.0f}' for s in train_seconds)}; "

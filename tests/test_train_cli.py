@@ -40,7 +40,8 @@ def test_run_folder_holds_every_file(tiny_data, tmp_path, capsys):
 
     with open(run / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
+    assert list(rows[0]) == ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "train_seconds",
+                            "seconds"]
     assert [int(row["epoch"]) for row in rows] == [1, 2]
     for row in rows:
         assert float(row["val_acc"]) * 50 == pytest.approx(round(float(row["val_acc"]) * 50))  # whole samples of 50

@@ -20,7 +20,8 @@ from resnet_cifar.config import TrainConfig, write_yaml
 from resnet_cifar.errors import UserError
 from resnet_cifar.report import plot_curves
 
-METRICS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
+# train_seconds: the epoch's training alone; seconds: with its validation, what the user waited.
+METRICS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "train_seconds", "seconds")
 OUR_FILES = ("config.yaml", "metrics.csv", "curves.png", "summary.json", "checkpoints", "tensorboard")
 
 
@@ -79,12 +80,12 @@ class RunFolder:
         with open(self.path / "metrics.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=METRICS)
             writer.writeheader()
-            writer.writerows({key: "" if row[key] is None else row[key] for key in METRICS} for row in rows)
+            writer.writerows({key: "" if row.get(key) is None else row[key] for key in METRICS} for row in rows)
         plot_curves(rows, self.path / "curves.png")
         if self._tensorboard is not None and rows:
             row = rows[-1]
             for key in METRICS[1:]:
-                if row[key] is not None:
+                if row.get(key) is not None:  # a run resumed from an older version may lack a column
                     self._tensorboard.add_scalar(key, row[key], row["epoch"])
             self._tensorboard.flush()
 

@@ -160,7 +160,7 @@ def train(config: TrainConfig, run_dir: Path, *, resume: tuple[Path, dict[str, A
                 record.train_images += everyone.count
                 row = {"epoch": epoch + 1, "lr": engine.lr, "train_loss": train_loss, "train_acc": train_acc,
                        "val_loss": val.loss if val else None, "val_acc": val.accuracy if val else None,
-                       "seconds": everyone.seconds + eval_seconds}
+                       "train_seconds": everyone.seconds, "seconds": everyone.seconds + eval_seconds}
                 rows.append(row)
                 best = val is not None and val.accuracy > record.best_val_acc
                 if best:

@@ -43,7 +43,7 @@ def test_written_config_reads_back_identically(tmp_path):
 
 
 @pytest.mark.parametrize("values, message", [
-    ({"optimizer": "rmsprop"}, "'optimizer' must be one of sgd, adam, adamw"),
+    ({"optimizer": "rmsprop"}, "'optimizer' must be one of sgd, muon, adam, adamw"),
     ({"lr": 0.0}, "'lr' must be positive"),
     ({"mean": [0.5, 0.5]}, "'mean' needs three values"),
     ({"schedule": "multistep", "milestones": [0.5, 32000]}, "fractions of the run"),

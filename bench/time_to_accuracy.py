@@ -9,7 +9,8 @@ the wall time including the per-epoch validations (what a user waits for), and
 the training FLOPs spent by then.
 
 FLOPs are counted by torch's FlopCounterMode on one real training step (forward,
-backward and the optimizer's step) and multiplied by the images trained; the per-epoch validation
+backward and the optimizer's step; resnet_cifar.train.flops) and multiplied by
+the images trained, epoch by epoch as the stem's bias freezes; the per-epoch validation
 (4 test-time views of 5,000 images) is counted separately, as it only serves
 the measurement. A multiply-add counts 2 FLOPs.
 
@@ -18,7 +19,8 @@ Data: --data-dir holds cifar-10-batches-py/; when it does not, it is made from
 converter next to it. --epochs N trains a shorter run of the same schedule
 (warmup kept at the same fraction of the run) for quick checks on a CPU.
 --reuse reads seeds that finished in --output earlier rather than training them
-again, so the seeds of a slow machine can be run one session at a time.
+again, so the seeds of a slow machine can be run one session at a time; a
+finished seed trained with other settings than this run's is refused.
 
     python bench/time_to_accuracy.py [--seeds 0 1 2] [--epochs 10] [--device auto] [--data-dir /tmp/cifar-jpeg]
 
@@ -37,36 +39,18 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from resnet_cifar.cli import main as cli
-from resnet_cifar.config import TrainConfig, resolve
+from resnet_cifar.config import read_yaml, resolve
 from resnet_cifar.models import create_model
 from resnet_cifar.recipes import recipe_settings
-from resnet_cifar.train.optim import build_optimizer
+from resnet_cifar.train.flops import epoch_flops_per_image
 
 THRESHOLDS = (0.80, 0.85, 0.88, 0.90, 0.91)
 ROOT = Path(__file__).resolve().parents[1]
 ARCHIVE = ROOT.parent / "shared" / "data" / "cifar10-train-jpeg.tar.gz"
 TTA_VIEWS = 4  # flip-translate: the image, its mirror and two shifted views
-
-
-def training_flops_per_image(config: TrainConfig) -> float:
-    """FLOPs of one training step per image, counted by torch: forward and backward, plus the
-    optimizer's own work (Muon's orthogonalisation) shared out over the images of a batch."""
-    model = create_model(config.model).train()
-    if config.whiten_stem:
-        model.conv1.weight.requires_grad_(False)
-    optimizer = build_optimizer(model, config)
-    x, y = torch.randn(2, 3, 32, 32), torch.zeros(2, dtype=torch.long)
-    counter = FlopCounterMode(display=False)
-    with counter:
-        F.cross_entropy(model(x), y).backward()
-    per_image = counter.get_total_flops() / len(x)
-    with counter:
-        optimizer.step()
-    return per_image + counter.get_total_flops() / config.batch_size
 
 
 def forward_flops_per_image(model_name: str) -> float:
@@ -89,6 +73,11 @@ def run_seed(seed: int, args: argparse.Namespace, out: Path) -> list[dict]:
     """Train one run and return its metrics rows with cumulative seconds."""
     run_dir = out / f"seed{seed}"
     if args.reuse and (run_dir / "summary.json").is_file():
+        trained = read_yaml(run_dir / "config.yaml")
+        different = {key for key, value in settings(args).items() if trained.get(key) != value}
+        if different:
+            raise SystemExit(f"{run_dir} was trained with other {', '.join(sorted(different))} than the fast recipe "
+                             f"now has; point --output at a new folder.")
         print(f"Reusing the finished run {run_dir}", flush=True)
         return read_rows(run_dir)
     flags = ["train", "--preset", "fast", "--data-dir", str(args.data_dir), "--val-split", "5000",
@@ -103,6 +92,14 @@ def run_seed(seed: int, args: argparse.Namespace, out: Path) -> list[dict]:
     if code != 0:
         raise SystemExit(f"training seed {seed} failed with exit code {code}")
     return read_rows(run_dir)
+
+
+def settings(args: argparse.Namespace) -> dict:
+    """The recipe's settings as this run trains them (what a reused seed must have been trained with)."""
+    values = recipe_settings("fast")
+    if args.epochs is not None:
+        values["epochs"] = args.epochs
+    return {key: value for key, value in values.items() if key not in ("preset", "warmup_epochs")}
 
 
 def read_rows(run_dir: Path) -> list[dict]:
@@ -131,14 +128,15 @@ def main() -> None:
     args = parser.parse_args()
     ensure_data(args.data_dir, args.archive)
 
-    config = resolve(recipe_settings("fast"), {}, {})
+    config = resolve(recipe_settings("fast"), {}, {} if args.epochs is None else {"epochs": args.epochs})
     train_images = 45_000 // config.batch_size * config.batch_size  # full batches only
-    train_flops = training_flops_per_image(config) * train_images
+    epoch_flops = [flops * train_images for flops in epoch_flops_per_image(config)]
     val_flops = forward_flops_per_image(config.model) * TTA_VIEWS * 5000
     started = time.time()
     runs = [run_seed(seed, args, args.output) for seed in args.seeds]
 
-    print(f"\nfast recipe, seeds {args.seeds}: {train_flops / 1e15:.4f} PFLOPs of training per epoch, "
+    print(f"\nfast recipe, seeds {args.seeds}: {sum(epoch_flops) / 1e15:.4f} PFLOPs of training in "
+          f"{config.epochs} epochs ({epoch_flops[0] / 1e15:.4f} in the first, {epoch_flops[-1] / 1e15:.4f} in the last), "
           f"{val_flops / 1e15:.4f} per validation")
     print(f"{'target':>7} {'reached':>8} {'epochs':>7} {'training seconds':>17} {'with validation':>16} {'PFLOPs':>7}")
     result = {}
@@ -154,7 +152,7 @@ def main() -> None:
             result[f"{key}_train_s_mean"] = statistics.mean(seconds)
             result[f"{key}_train_s_std"] = statistics.stdev(seconds) if len(seconds) > 1 else 0.0
             result[f"{key}_wall_s_mean"] = statistics.mean(row["elapsed"] for row in reached)
-            result[f"{key}_pflops"] = statistics.mean(epochs) * train_flops / 1e15
+            result[f"{key}_pflops"] = statistics.mean(sum(epoch_flops[:epoch]) for epoch in epochs) / 1e15
             print(f"{threshold:>7.0%} {len(reached)}/{len(runs):<6} {statistics.mean(epochs):>7.1f} "
                   f"{result[f'{key}_train_s_mean']:>9.0f} +- {result[f'{key}_train_s_std']:<5.0f} "
                   f"{result[f'{key}_wall_s_mean']:>16.0f} {result[f'{key}_pflops']:>7.3f}")
@@ -171,7 +169,7 @@ def main() -> None:
     print(f"RESULT final_acc_mean={statistics.mean(finals):.4f} "
           f"final_acc_std={statistics.stdev(finals) if len(finals) > 1 else 0.0:.4f} epochs={epochs_run} "
           f"train_s_mean={statistics.mean(train_seconds):.1f} "
-          f"train_pflops={epochs_run * train_flops / 1e15:.4f} {details} seeds={len(runs)}")
+          f"train_pflops={sum(epoch_flops[:epochs_run]) / 1e15:.4f} {details} seeds={len(runs)}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from conftest import write_cifar10
 from resnet_cifar.cli import main
 from resnet_cifar.errors import UserError
 from resnet_cifar.train import distributed
-from resnet_cifar.train.distributed import check_batch_size, process_group
+from resnet_cifar.train.distributed import check_batch_size, data_parallel, process_group
 from resnet_cifar.train.engine import Engine, EpochTotals
 from resnet_cifar.train.optim import Schedule
 
@@ -128,6 +128,46 @@ def test_a_stop_asked_of_one_rank_stops_every_rank_at_the_same_step():
     assert results[0] == results[1]
     finished, step = results[0]
     assert not finished and 3 <= step < 20
+
+
+class Stem(torch.nn.Module):
+    """A stem convolution with a bias, then a classifier: the shape of a whitened-stem network."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(3, 4, 1)
+        self.fc = torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(self.conv1(x).mean((2, 3)))
+
+
+def freeze_the_stem_bias_mid_run(rank: int, port: int, results) -> None:
+    """Both ranks train six steps; the stem's bias freezes after two (stem_bias_epochs)."""
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    torch.manual_seed(0)
+    model = Stem()
+    optimizer = torch.optim.SGD([{"params": [model.conv1.weight, *model.fc.parameters()]},
+                                 {"params": [model.conv1.bias], "stem_bias": True, "lr_scale": 1.0}], lr=0.1)
+    engine = Engine(model, data_parallel(model, torch.device("cpu"), params_may_freeze=True), optimizer,
+                    Schedule("constant", 0.1, 100, stem_bias_steps=2), torch.amp.GradScaler("cpu", enabled=False), None)
+    torch.manual_seed(rank)  # each rank its own batches
+    batches = [(torch.randn(3, 3, 4, 4), torch.tensor([0, 1, 0])) for _ in range(6)]
+    engine.train_epoch(batches, EpochTotals.zeros(torch.device("cpu")), should_stop=lambda: False,
+                       on_check=lambda *_: None)
+    results[rank] = (engine.step, model.conv1.bias.requires_grad, model.conv1.weight.detach().clone())
+    dist.destroy_process_group()
+
+
+def test_a_parameter_frozen_mid_run_does_not_stall_the_gradient_sync():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    results = mp.Manager().dict()
+    mp.spawn(freeze_the_stem_bias_mid_run, args=(port, results), nprocs=2, join=True)
+    (steps, trainable, weight), (steps_1, _, weight_1) = results[0], results[1]
+    assert steps == steps_1 == 6 and not trainable
+    torch.testing.assert_close(weight, weight_1)  # the gradients of the other parameters are still averaged
 
 
 def test_the_global_batch_must_split_evenly(monkeypatch):

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from resnet_cifar.config import TrainConfig
 from resnet_cifar.models import create_model
 from resnet_cifar.train.muon import Muon, orthogonalize
-from resnet_cifar.train.optim import build_optimizer, set_lr
+from resnet_cifar.train.optim import Schedule, apply_schedule, build_optimizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -22,7 +22,7 @@ def test_orthogonalize_keeps_the_singular_vectors_and_evens_out_the_singular_val
     matrix = u @ torch.diag(torch.logspace(0, 1, rank)) @ v.T  # singular values from 1 to 10
     result = orthogonalize(matrix)
     singular_values = torch.linalg.svdvals(result)
-    assert singular_values.min() > 0.6 and singular_values.max() < 1.25  # all 1 to within Newton-Schulz's reach
+    assert singular_values.min() > 0.5 and singular_values.max() < 1.25  # a tenfold spread brought within 2.5x
     polar = u @ v.T  # the exact nearest semi-orthogonal matrix
     assert F.cosine_similarity(result.flatten(), polar.flatten(), dim=0) > 0.97
 
@@ -69,7 +69,7 @@ def test_muon_puts_every_filter_in_one_orthogonalised_group_at_muon_lr():
     config = TrainConfig(model="fastresnet8", optimizer="muon", lr=1.5, muon_lr=0.24, muon_momentum=0.6,
                          nesterov=True, momentum=0.85, bn_bias_lr_scale=64.0)
     optimizer = build_optimizer(model, config)
-    set_lr(optimizer, 0.75)  # half-way down the schedule: every group at half its peak
+    apply_schedule(optimizer, Schedule("linear", 1.5, 10), step=5)  # half-way down: every group at half its peak
     filters = [g for g in optimizer.param_groups if g["orthogonalize"]]
     assert len(filters) == 1 and filters[0]["lr"] == pytest.approx(0.12) and filters[0]["momentum"] == 0.6
     trainable_filters = {id(p) for p in model.parameters() if p.ndim == 4 and p.requires_grad}

@@ -27,6 +27,7 @@ class TrainConfig:
     stem: str = "cifar"  # "imagenet": torchvision's 7x7 stride-2 stem and max-pool
     zero_init_residual: bool = False
     whiten_stem: bool = False  # first convolution set from the training images' patch statistics, then frozen
+    stem_bias_epochs: float | None = None  # whiten_stem: the stem's bias learns at the BN biases' rate, decaying to 0 over these epochs, then freezes
     init_from: str | None = None  # torchvision ImageNet state_dict file; needs stem "imagenet"
     # Data
     dataset: str = "cifar10"
@@ -140,6 +141,9 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise UserError(f"Setting 'std' must be positive; got {config.std!r}.")
     if not 0 <= config.ema_decay < 1:
         raise UserError(f"Setting 'ema_decay' must be in [0, 1); got {config.ema_decay!r}.")
+    if config.stem_bias_epochs is not None and (not config.whiten_stem or config.stem_bias_epochs <= 0):
+        raise UserError(f"Setting 'stem_bias_epochs' needs whiten_stem and a positive number of epochs; got "
+                        f"{config.stem_bias_epochs!r} with whiten_stem {config.whiten_stem}.")
     if config.schedule == "multistep" and not all(0 < m < 1 for m in config.milestones):
         raise UserError(f"Setting 'milestones' takes fractions of the run between 0 and 1; got {config.milestones!r}.")
     if config.grad_clip is not None and config.grad_clip <= 0:

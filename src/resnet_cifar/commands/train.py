@@ -34,6 +34,7 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
         ("zero_init_residual", "start every residual branch at zero"),
         ("init_from", "torchvision ImageNet weights file (state_dict) to start from; needs --stem imagenet"),
         ("whiten_stem", "set the first convolution to whiten 2x2 patches of the training images, then freeze it"),
+        ("stem_bias_epochs", "with --whiten-stem: train the stem's bias at the BN biases' rate, decaying to 0 over these epochs, then freeze it"),
     ]),
     ("data", [
         ("dataset", "which dataset"),

@@ -193,8 +193,14 @@ class _SumOverRanks(torch.autograd.Function):
         return total
 
 
-def data_parallel(model: nn.Module, device: torch.device) -> nn.Module:
-    """The DistributedDataParallel wrapper that averages gradients over the ranks (the model itself alone)."""
+def data_parallel(model: nn.Module, device: torch.device, *, params_may_freeze: bool = False) -> nn.Module:
+    """The DistributedDataParallel wrapper that averages gradients over the ranks (the model itself alone).
+
+    `params_may_freeze`: a parameter will stop taking part mid-run (stem_bias_epochs),
+    so DDP must look for parameters without gradients after each forward pass
+    instead of waiting for them forever.
+    """
     if world_size() == 1:
         return model
-    return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None,
+                                   find_unused_parameters=params_may_freeze)

@@ -23,7 +23,7 @@ from torch import nn
 
 from resnet_cifar.train.distributed import world_size
 from resnet_cifar.train.ema import EMA
-from resnet_cifar.train.optim import Schedule, set_lr
+from resnet_cifar.train.optim import Schedule, apply_schedule
 
 CHECK_EVERY_S = 1.0
 
@@ -104,8 +104,7 @@ class Engine:
         finished = True
         check_every, since_check, seconds_at_check = 1, 0, totals.seconds
         for x, y in batches:
-            self.lr = self.schedule(self.step)
-            set_lr(self.optimizer, self.lr)
+            self.lr = apply_schedule(self.optimizer, self.schedule, self.step)
             with torch.autocast(device_type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
                 logits = self.wrapped(x)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=self.label_smoothing)

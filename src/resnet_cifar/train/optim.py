@@ -29,12 +29,15 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
     With `muon`, the convolution filters form one more group, updated by Muon at
     `muon_lr` (as an `lr_scale` of `lr`, so the schedule moves it too) with
     `muon_momentum` and no decay; every other parameter gets SGD as above.
+    With stem_bias_epochs the whitened stem's bias is a group of its own, marked
+    `stem_bias`, at the BN biases' rate and decay: `apply_schedule` ends its run early.
     """
     scale = config.bn_bias_lr_scale
     bn_biases = {id(m.bias) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine}
+    stem_bias = model.conv1.bias if config.stem_bias_epochs is not None else None
     decay, no_decay, scaled, filters = [], [], [], []
     for parameter in model.parameters():
-        if not parameter.requires_grad:
+        if not parameter.requires_grad or parameter is stem_bias:
             continue
         if config.optimizer == "muon" and parameter.ndim == 4:
             filters.append(parameter)
@@ -50,6 +53,8 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
         for group in ({"params": decay, "weight_decay": config.weight_decay},
                       {"params": no_decay, "weight_decay": 0.0},
                       {"params": scaled, "weight_decay": scaled_decay, "lr_scale": scale},
+                      {"params": [stem_bias] if stem_bias is not None else [], "weight_decay": scaled_decay,
+                       "lr_scale": scale, "stem_bias": True},
                       {"params": filters, "weight_decay": 0.0, "orthogonalize": True,
                        "momentum": config.muon_momentum, "lr_scale": config.muon_lr / config.lr})
         if group["params"]
@@ -67,13 +72,21 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
 
 @dataclass(frozen=True)
 class Schedule:
-    """Learning rate at each step: a linear warmup from peak/100, then the named decay."""
+    """Learning rate at each step: a linear warmup from peak/100, then the named decay.
+
+    The whitened stem's bias, when it has a group of its own, instead decays
+    linearly from the peak to zero at `stem_bias_steps` (airbench: three epochs).
+    It only shifts the stem's outputs, which the first BatchNorm re-centres anyway,
+    so it needs only the first epochs; once it is frozen no gradient flows into
+    the stem, which spares the first block the cost of its input gradient.
+    """
 
     kind: str  # constant | multistep | cosine | linear
     peak: float
     total_steps: int
     warmup_steps: int = 0
     milestones: tuple[float, ...] = ()  # multistep: fractions of total_steps where lr is divided by 10
+    stem_bias_steps: int | None = None
 
     def __call__(self, step: int) -> float:
         if step < self.warmup_steps:
@@ -89,12 +102,31 @@ class Schedule:
         return self.peak
 
 
+    def stem_bias(self, step: int) -> float:
+        return self.peak * max(1 - step / self.stem_bias_steps, 0.0) if self.stem_bias_steps else 0.0
+
+
 def build_schedule(config: TrainConfig, steps_per_epoch: int) -> Schedule:
     total = config.epochs * steps_per_epoch
     warmup = min(round(config.warmup_epochs * steps_per_epoch), total)
-    return Schedule(config.schedule, config.lr, total, warmup, tuple(config.milestones))
+    stem_bias = None if config.stem_bias_epochs is None else max(round(config.stem_bias_epochs * steps_per_epoch), 1)
+    return Schedule(config.schedule, config.lr, total, warmup, tuple(config.milestones), stem_bias)
 
 
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+def apply_schedule(optimizer: torch.optim.Optimizer, schedule: Schedule, step: int) -> float:
+    """Set every group's learning rate for `step` and return the base rate.
+
+    A `stem_bias` group whose decay has ended is frozen (requires_grad off), so
+    backward stops before the stem from then on.
+    """
+    lr = schedule(step)
     for group in optimizer.param_groups:
-        group["lr"] = lr * group.get("lr_scale", 1.0)
+        if group.get("stem_bias"):
+            group["lr"] = schedule.stem_bias(step) * group["lr_scale"]
+            if group["lr"] == 0:
+                for parameter in group["params"]:
+                    parameter.requires_grad_(False)
+                    parameter.grad = None
+        else:
+            group["lr"] = lr * group.get("lr_scale", 1.0)
+    return lr

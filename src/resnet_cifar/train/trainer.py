@@ -49,7 +49,7 @@ class Record:
 def wrap(model: nn.Module, config: TrainConfig, device: torch.device) -> nn.Module:
     """The module that runs forward passes: the model itself, or wrapped in DDP when there are several
     processes, then compiled when asked (compiling the DDP wrapper lets the compiler overlap the gradient sync)."""
-    model = data_parallel(model, device)
+    model = data_parallel(model, device, params_may_freeze=config.stem_bias_epochs is not None)
     return torch.compile(model) if config.compile else model
 
 

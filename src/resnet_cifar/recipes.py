@@ -73,12 +73,12 @@ RECIPES: dict[str, Recipe] = {
         },
     ),
     "fast": Recipe(
-        "the quickest way to high accuracy: airbench94_muon's recipe on fastresnet8, 10 epochs, 0.31 PFLOPs "
+        "the quickest way to high accuracy: airbench94_muon's recipe on fastresnet8, 10 epochs, 0.30 PFLOPs "
         "(figures: docs/benchmarks.md)",
         {
             # airbench94_muon's recipe (Jordan 2024) on our residual network, its values translated
             # from its summed loss and decoupled form to PyTorch's mean loss and coupled SGD.
-            "model": "fastresnet8",  # 0.236 GFLOPs per image: 10 epochs of 44k images = 0.31 PFLOPs
+            "model": "fastresnet8",  # 0.236 GFLOPs per image forward: 10 epochs of 44k images = 0.30 PFLOPs
             "whiten_stem": True,  # 2x2 patch whitening from the data: saves the first epochs
             "stem_bias_epochs": 3,  # its bias learns for 3 epochs, then backward stops before the stem
             "batch_size": 2000,  # 22 steps per epoch: few, large steps

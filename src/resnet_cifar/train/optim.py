@@ -23,7 +23,7 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
     Weight decay on a BN scale or a bias only shrinks a value the next layer's
     normalisation undoes, so fast recipes leave them alone (1-D tensors are exactly these).
     With bn_bias_lr_scale the BatchNorm biases get their own group whose `lr_scale`
-    multiplies every learning rate `set_lr` sets: a short run has too few steps for
+    multiplies every learning rate `apply_schedule` sets: a short run has too few steps for
     the biases to move far at the weights' rate (airbench scales them 64x). Their
     weight decay is divided by the same factor, so they decay as much per step as before.
     With `muon`, the convolution filters form one more group, updated by Muon at

@@ -119,12 +119,18 @@ def stop_on_one_rank(rank: int, port: int, results) -> None:
     dist.destroy_process_group()
 
 
-def test_a_stop_asked_of_one_rank_stops_every_rank_at_the_same_step():
+def spawn_two_ranks(rank_main) -> dict:
+    """Run rank_main(rank, port, results) in two processes joined over a free local port; returns results."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     results = mp.Manager().dict()
-    mp.spawn(stop_on_one_rank, args=(port, results), nprocs=2)
+    mp.spawn(rank_main, args=(port, results), nprocs=2)
+    return results
+
+
+def test_a_stop_asked_of_one_rank_stops_every_rank_at_the_same_step():
+    results = spawn_two_ranks(stop_on_one_rank)
     assert results[0] == results[1]
     finished, step = results[0]
     assert not finished and 3 <= step < 20
@@ -160,11 +166,7 @@ def freeze_the_stem_bias_mid_run(rank: int, port: int, results) -> None:
 
 
 def test_a_parameter_frozen_mid_run_does_not_stall_the_gradient_sync():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    results = mp.Manager().dict()
-    mp.spawn(freeze_the_stem_bias_mid_run, args=(port, results), nprocs=2, join=True)
+    results = spawn_two_ranks(freeze_the_stem_bias_mid_run)
     (steps, trainable, weight), (steps_1, _, weight_1) = results[0], results[1]
     assert steps == steps_1 == 6 and not trainable
     torch.testing.assert_close(weight, weight_1)  # the gradients of the other parameters are still averaged

@@ -91,7 +91,7 @@ RECIPES: dict[str, Recipe] = {
             "lr": 1.5,  # airbench's 11.5 per 1024 images divided by 1 + 1/(1 - momentum)
             "weight_decay": 2.67e-3,  # lr x wd = 0.004 of each weight per step at the peak (airbench94_muon's)
             "weight_decay_bn_bias": True,
-            "bn_bias_lr_scale": 64.0,  # BN biases at lr 96; their decay per step stays 0.002
+            "bn_bias_lr_scale": 64.0,  # BN biases at lr 96; their decay per step stays 0.004
             "schedule": "linear",  # from the peak at the first step linearly to zero: Muon needs no warmup
             "label_smoothing": 0.2,
             "crop_padding": 2,  # translate by up to 2 pixels (reflect), as airbench94 does

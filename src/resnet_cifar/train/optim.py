@@ -101,7 +101,6 @@ class Schedule:
             return self.peak * (1 - progress)
         return self.peak
 
-
     def stem_bias(self, step: int) -> float:
         return self.peak * max(1 - step / self.stem_bias_steps, 0.0) if self.stem_bias_steps else 0.0
 

@@ -22,17 +22,18 @@ def make_split(n: int = 64, side: int = 32, seed: int = 0) -> Split:
     return Split(images, torch.arange(n))
 
 
-def collect(loader: Loader, epoch: int = 0, start_batch: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    batches = list(loader.epoch(epoch, start_batch))
+def collect(loader: Loader, epoch: int = 0, start_batch: int = 0, crop_size: int | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    batches = list(loader.epoch(epoch, start_batch, crop_size=crop_size))
     return torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches])
 
 
-def windows(image: np.ndarray, padding: int, mode: str) -> list[np.ndarray]:
-    """Every crop of the padded image [3, H, W] at the original size."""
+def windows(image: np.ndarray, padding: int, mode: str, size: int | None = None) -> list[np.ndarray]:
+    """Every size x size crop of the padded image [3, H, W] (by default at the original size)."""
     padded = np.pad(image, ((0, 0), (padding, padding), (padding, padding)),
                     mode="reflect" if mode == "reflect" else "constant")
-    h, w = image.shape[1:]
-    return [padded[:, i:i + h, j:j + w] for i in range(2 * padding + 1) for j in range(2 * padding + 1)]
+    h, w = (size, size) if size else image.shape[1:]
+    return [padded[:, i:i + h, j:j + w] for i in range(padded.shape[1] - h + 1) for j in range(padded.shape[2] - w + 1)]
 
 
 @pytest.mark.parametrize("mode", ["reflect", "zeros"])
@@ -51,6 +52,35 @@ def test_crops_come_from_the_padded_image(mode, flip):
         assert any(np.array_equal(image, crop.astype(np.float32)) for crop in crops)
         shifted += not np.array_equal(image, original)
     assert shifted > 30  # shifts are random, not always zero
+
+
+def test_smaller_crops_are_windows_of_the_padded_image_from_anywhere_in_it():
+    split = make_split(48, side=12)
+    loader = Loader(split, batch_size=16, device="cpu", train=True, crop_padding=1, flip="random", **IDENTITY)
+    x, y = collect(loader, crop_size=8)
+    assert x.shape == (48, 3, 8, 8)
+    positions = set()
+    for image, label in zip(x.numpy(), y.numpy()):
+        crops = windows(split.images[label].numpy(), 1, "reflect", size=8)
+        matches = [k for k, crop in enumerate(crops) if np.array_equal(image, crop.astype(np.float32))
+                   or np.array_equal(image, crop[:, :, ::-1].astype(np.float32))]
+        assert matches
+        positions.update(matches)
+    assert len(positions) > 15  # 7 x 7 window positions, drawn at random
+
+
+def test_full_size_batches_are_unchanged_by_naming_the_full_crop_size():
+    loader = Loader(make_split(32), batch_size=16, device="cpu", train=True, crop_padding=2, flip="alternate", **IDENTITY)
+    assert torch.equal(collect(loader, epoch=3)[0], collect(loader, epoch=3, crop_size=32)[0])
+
+
+def test_crops_are_refused_for_evaluation_and_beyond_the_image():
+    evaluation = Loader(make_split(32), batch_size=16, device="cpu", train=False, **IDENTITY)
+    with pytest.raises(UserError, match="crop size of 24"):
+        collect(evaluation, crop_size=24)
+    training = Loader(make_split(32), batch_size=16, device="cpu", train=True, **IDENTITY)
+    with pytest.raises(UserError, match="crop size of 40"):
+        collect(training, crop_size=40)
 
 
 def test_random_flip_mirrors_about_half_of_the_images():

@@ -12,6 +12,7 @@ from conftest import write_cifar10
 from resnet_cifar.checkpoint import load_checkpoint
 from resnet_cifar.cli import main
 from resnet_cifar.config import TrainConfig, resolve
+from resnet_cifar.data import Loader
 from resnet_cifar.models import create_model
 from resnet_cifar.recipes import recipe_settings
 from resnet_cifar.train.flops import epoch_flops_per_image
@@ -123,3 +124,36 @@ def test_fast_preset_runs_end_to_end_and_its_checkpoint_predicts(tmp_path):
     assert summary["model"] == "fastresnet8" and summary["steps"] == 4
     model = load_checkpoint(run / "checkpoints" / "last.pt")
     assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+
+
+def test_early_crop_epochs_train_on_smaller_windows_then_whole_images(tmp_path, monkeypatch):
+    write_cifar10(tmp_path / "data", n_train=120, n_test=20)
+    seen = []
+    original = Loader.epoch
+
+    def spy(self, epoch, start_batch=0, crop_size=None):
+        for x, y in original(self, epoch, start_batch, crop_size=crop_size):
+            if self.train:
+                seen.append((epoch, tuple(x.shape[2:])))
+            yield x, y
+
+    monkeypatch.setattr(Loader, "epoch", spy)
+    assert main(["train", "--preset", "fast", "--data-dir", str(tmp_path / "data"), "--val-split", "40",
+                 "--batch-size", "40", "--epochs", "3", "--early-crop-size", "24", "--early-crop-epochs", "2",
+                 "--output", str(tmp_path / "run")]) == 0
+    assert seen == [(0, (24, 24))] * 2 + [(1, (24, 24))] * 2 + [(2, (32, 32))] * 2
+
+
+def test_early_crops_cost_fewer_flops_in_their_epochs():
+    whole = epoch_flops_per_image(resolve(recipe_settings("fast"), {}, {"epochs": 4}))
+    cropped = epoch_flops_per_image(resolve(recipe_settings("fast"), {}, {"epochs": 4, "early_crop_size": 24,
+                                                                          "early_crop_epochs": 2}))
+    assert cropped[2:] == whole[2:]
+    assert all(0.45 < c / w < 0.6 for c, w in zip(cropped[:2], whole[:2]))  # (24/32)^2 = 0.56 of the pixels
+
+
+@pytest.mark.parametrize("settings", [{"early_crop_size": 24}, {"early_crop_epochs": 2},
+                                      {"early_crop_size": 40, "early_crop_epochs": 2}])
+def test_early_crop_settings_go_together_and_fit_the_image(settings):
+    with pytest.raises(resnet_cifar.UserError, match="early_crop_size"):
+        resolve(recipe_settings("fast"), {}, settings)

@@ -43,6 +43,8 @@ class TrainConfig:
     padding_mode: str = "reflect"
     flip: str = "none"  # none | random | alternate (each image flipped every other epoch)
     cutout: int = 0
+    early_crop_size: int | None = None  # the first early_crop_epochs train on random windows this many pixels wide
+    early_crop_epochs: int = 0
     # Optimisation
     epochs: int = 10
     batch_size: int = 128  # global: under torchrun each of N processes takes batch_size / N images per step
@@ -87,7 +89,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "amp": ("auto", "off", "bf16", "fp16"),
 }
 POSITIVE = ("image_size", "epochs", "batch_size", "lr", "bn_bias_lr_scale", "muon_lr")
-NON_NEGATIVE = ("val_split", "crop_padding", "cutout", "momentum", "muon_momentum", "weight_decay", "warmup_epochs", "label_smoothing")
+NON_NEGATIVE = ("val_split", "crop_padding", "cutout", "early_crop_epochs", "momentum", "muon_momentum", "weight_decay", "warmup_epochs", "label_smoothing")
 
 _HINTS = typing.get_type_hints(TrainConfig)
 KEYS = tuple(_HINTS)
@@ -150,7 +152,15 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise UserError(f"Setting 'grad_clip' must be positive or null; got {config.grad_clip!r}.")
     if config.input_size is not None and config.input_size <= 0:
         raise UserError(f"Setting 'input_size' must be positive or null; got {config.input_size!r}.")
+    if (config.early_crop_size is None) != (config.early_crop_epochs == 0) or not 0 < (config.early_crop_size or 1) <= config.image_size:
+        raise UserError(f"Settings 'early_crop_size' and 'early_crop_epochs' go together: a window side up to image_size "
+                        f"({config.image_size}) and a number of epochs; got {config.early_crop_size!r} and {config.early_crop_epochs!r}.")
     return config
+
+
+def train_crop_size(config: TrainConfig, epoch: int) -> int | None:
+    """The side of the training windows in `epoch` (0-based), or None for whole (padded and shifted) images."""
+    return config.early_crop_size if epoch < config.early_crop_epochs else None
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

@@ -50,6 +50,8 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
         ("padding_mode", "how crops fill the border"),
         ("flip", "horizontal flips: random, or alternate (each image flipped every other epoch)"),
         ("cutout", "side of a square zeroed at a random place in each image (0: off)"),
+        ("early_crop_size", "train the first --early-crop-epochs on random windows of this side: cheaper steps, objects at their scale"),
+        ("early_crop_epochs", "epochs at the start trained on --early-crop-size windows"),
     ]),
     ("optimisation", [
         ("epochs", "epochs to train (with --resume: extend the run to this many)"),

@@ -8,6 +8,7 @@ tensor operations there (the airbench approach):
   1. crop and flip are one gather: for every output pixel we compute which
      source pixel it comes from (shifted, mirrored, reflected at the border or
      pointing at a black pixel for zero padding) and fetch them all at once;
+     the output may be smaller than the image (`crop_size`);
   2. the uint8 pixels become float32 and are normalised with mean/std;
   3. cutout zeroes a square per image (after normalisation, so the square
      takes the mean colour, as in DeVries & Taylor 2017);
@@ -99,14 +100,24 @@ class Loader:
     def num_samples(self) -> int:
         return len(self) * self.batch_size if self.train else self._share_size()
 
-    def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yield the batches of `epoch` from batch `start_batch` on."""
-        plan = self._plan(epoch)
-        for k in range(start_batch, len(self)):
-            yield self._batch(plan[:, k * self.batch_size:(k + 1) * self.batch_size])
+    def epoch(self, epoch: int, start_batch: int = 0, crop_size: int | None = None
+              ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield the batches of `epoch` from batch `start_batch` on.
 
-    def _plan(self, epoch: int) -> torch.Tensor:
-        """int64 [6, share]: index, row shift, column shift, flip, cutout row and column per sample of this rank."""
+        `crop_size` (training only): each image becomes a random crop_size x crop_size
+        window of the padded image instead of a full-size one, so the step is cheaper
+        while objects keep their scale (the network pools globally, so any size fits).
+        """
+        if crop_size is not None and not (self.train and 0 < crop_size <= min(self.height, self.width)):
+            raise UserError(f"A crop size of {crop_size} needs a training split with images at least that large "
+                            f"(these are {self.height}x{self.width}).")
+        size = (crop_size or self.height, crop_size or self.width)
+        plan = self._plan(epoch, size)
+        for k in range(start_batch, len(self)):
+            yield self._batch(plan[:, k * self.batch_size:(k + 1) * self.batch_size], size)
+
+    def _plan(self, epoch: int, size: tuple[int, int]) -> torch.Tensor:
+        """int64 [6, share]: index, row offset, column offset, flip, cutout row and column per sample of this rank."""
         n = self.size
         if not self.train:
             order = np.arange(self.rank, n, self.world_size)
@@ -114,7 +125,8 @@ class Loader:
         rng = np.random.default_rng([self.seed, epoch, _EPOCH_STREAM])
         p = self.crop_padding
         order = rng.permutation(n)
-        dy, dx = rng.integers(-p, p + 1, n), rng.integers(-p, p + 1, n)
+        dy = rng.integers(-p, self.height - size[0] + p + 1, n)
+        dx = rng.integers(-p, self.width - size[1] + p + 1, n)
         if self.flip == "random":
             flip = rng.integers(0, 2, n)
         elif self.flip == "alternate":
@@ -124,35 +136,36 @@ class Loader:
             flip = base[order] ^ (epoch % 2)
         else:
             flip = np.zeros(n, dtype=np.int64)
-        cy, cx = rng.integers(0, self.height, n), rng.integers(0, self.width, n)
+        cy, cx = rng.integers(0, size[0], n), rng.integers(0, size[1], n)
         # Every rank draws the same plan and takes every world_size-th sample: disjoint shares, equal sizes.
         usable = n - n % self.world_size
         plan = np.stack([order, dy, dx, flip, cy, cx])[:, self.rank:usable:self.world_size]
         return torch.from_numpy(np.ascontiguousarray(plan)).to(self.device)
 
-    def _batch(self, plan: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _batch(self, plan: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         index, dy, dx, flip, cy, cx = plan
         b, h, w = len(index), self.height, self.width
-        rows = self._rows + dy[:, None]  # [B, H] source row of each output row
-        cols = torch.where(flip[:, None].bool(), w - 1 - self._cols, self._cols) + dx[:, None]  # [B, W]
+        (oh, ow), out_rows, out_cols = size, self._rows[:size[0]], self._cols[:size[1]]
+        rows = out_rows + dy[:, None]  # [B, oh] source row of each output row
+        cols = torch.where(flip[:, None].bool(), ow - 1 - out_cols, out_cols) + dx[:, None]  # [B, ow]; a flip mirrors the window
         if self.crop_padding and self.padding_mode == "reflect":
             rows, cols = _reflect(rows, h), _reflect(cols, w)
         source = (index[:, None] * (h * w) + rows.clamp(0, h - 1) * w)[:, :, None] + cols.clamp(0, w - 1)[:, None, :]
         if self.crop_padding and self.padding_mode == "zeros":
             inside = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
             source = torch.where(inside, source, len(self._pixels) - 1)
-        pixels = self._pixels[source].view(torch.uint8).view(b, h, w, 4)  #: R, G, B, spare byte
+        pixels = self._pixels[source].view(torch.uint8).view(b, oh, ow, 4)  #: R, G, B, spare byte
 
-        x = torch.empty(b, 3, h, w, dtype=torch.float32, device=self.device)
+        x = torch.empty(b, 3, oh, ow, dtype=torch.float32, device=self.device)
         x.copy_(pixels.permute(0, 3, 1, 2)[:, :3])
-        x.view(b, 3, h * w).mul_(self._scale).add_(self._shift)
+        x.view(b, 3, oh * ow).mul_(self._scale).add_(self._shift)
         if self.cutout:
             top, left = cy - self.cutout // 2, cx - self.cutout // 2
-            in_rows = (self._rows >= top[:, None]) & (self._rows < top[:, None] + self.cutout)
-            in_cols = (self._cols >= left[:, None]) & (self._cols < left[:, None] + self.cutout)
-            inside = in_rows[:, None, :, None].float() * in_cols[:, None, None, :].float()  # [B, 1, H, W]
+            in_rows = (out_rows >= top[:, None]) & (out_rows < top[:, None] + self.cutout)
+            in_cols = (out_cols >= left[:, None]) & (out_cols < left[:, None] + self.cutout)
+            inside = in_rows[:, None, :, None].float() * in_cols[:, None, None, :].float()  # [B, 1, oh, ow]
             x.mul_(1.0 - inside)
-        if self.input_size and self.input_size != h:
+        if self.input_size and (self.input_size, self.input_size) != size:
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
         x = x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
         return x, self._labels[index]

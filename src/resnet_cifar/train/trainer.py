@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from resnet_cifar.checkpoint import FORMAT_VERSION, build_model, load_model_state, plain_state_dict, read_checkpoint
-from resnet_cifar.config import TrainConfig
+from resnet_cifar.config import TrainConfig, train_crop_size
 from resnet_cifar.data import Loader, load_dataset
 from resnet_cifar.errors import UserError
 from resnet_cifar.evaluation import Metrics, evaluate
@@ -137,7 +137,7 @@ def train(config: TrainConfig, run_dir: Path, *, resume: tuple[Path, dict[str, A
                 progress.start_epoch(epoch, totals.batches)
                 try:
                     finished = engine.train_epoch(
-                        train_loader.epoch(epoch, start_batch=totals.batches),
+                        train_loader.epoch(epoch, start_batch=totals.batches, crop_size=train_crop_size(config, epoch)),
                         totals,
                         should_stop=lambda: stop.signal_name is not None,
                         on_check=lambda t, loss, acc: progress.update(t, loss, acc, engine.step),

@@ -19,8 +19,9 @@ Data: --data-dir holds cifar-10-batches-py/; when it does not, it is made from
 converter next to it. --epochs N trains a shorter run of the same schedule
 (warmup kept at the same fraction of the run) for quick checks on a CPU.
 --reuse reads seeds that finished in --output earlier rather than training them
-again, so the seeds of a slow machine can be run one session at a time; a
-finished seed trained with other settings than this run's is refused.
+again, and resumes a seed whose run was interrupted, so the seeds of a slow
+machine can be run one session at a time; a seed trained with other settings
+than this run's is refused. Without --reuse a seed's folder is started afresh.
 
     python bench/time_to_accuracy.py [--seeds 0 1 2] [--epochs 10] [--device auto] [--data-dir /tmp/cifar-jpeg]
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import math
 import statistics
 import subprocess
@@ -42,7 +44,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from resnet_cifar.cli import main as cli
-from resnet_cifar.config import read_yaml, resolve
+from resnet_cifar.config import TrainConfig, read_yaml, resolve
 from resnet_cifar.models import create_model
 from resnet_cifar.recipes import recipe_settings
 from resnet_cifar.train.flops import epoch_flops_per_image
@@ -50,6 +52,8 @@ from resnet_cifar.train.flops import epoch_flops_per_image
 THRESHOLDS = (0.80, 0.85, 0.88, 0.90, 0.91)
 ROOT = Path(__file__).resolve().parents[1]
 ARCHIVE = ROOT.parent / "shared" / "data" / "cifar10-train-jpeg.tar.gz"
+# Settings a reused seed may have had otherwise: the run's own, or (warmup) rescaled with --epochs.
+OUTSIDE_THE_RECIPE = ("preset", "warmup_epochs", "seed", "data_dir", "download", "device", "evaluate_test", "compile")
 TTA_VIEWS = 4  # flip-translate: the image, its mirror and two shifted views
 
 
@@ -70,16 +74,22 @@ def ensure_data(data_dir: Path, archive: Path) -> None:
 
 
 def run_seed(seed: int, args: argparse.Namespace, out: Path) -> list[dict]:
-    """Train one run and return its metrics rows with cumulative seconds."""
+    """Train one run (or, with --reuse, take or finish the one in `out`) and return its metrics rows
+    with cumulative seconds."""
     run_dir = out / f"seed{seed}"
-    if args.reuse and (run_dir / "summary.json").is_file():
-        trained = read_yaml(run_dir / "config.yaml")
-        different = {key for key, value in settings(args).items() if trained.get(key) != value}
+    if args.reuse and (run_dir / "config.yaml").is_file():
+        trained = dataclasses.asdict(TrainConfig(**read_yaml(run_dir / "config.yaml")))  # defaults for newer settings
+        different = {key for key, value in settings(args).items() if trained[key] != value}
         if different:
             raise SystemExit(f"{run_dir} was trained with other {', '.join(sorted(different))} than the fast recipe "
                              f"now has; point --output at a new folder.")
-        print(f"Reusing the finished run {run_dir}", flush=True)
-        return read_rows(run_dir)
+        if (run_dir / "summary.json").is_file():
+            print(f"Reusing the finished run {run_dir}", flush=True)
+            return read_rows(run_dir)
+        if (run_dir / "checkpoints" / "last.pt").is_file():
+            print(f"Finishing the interrupted run {run_dir}", flush=True)
+            return train_seed(["train", "--resume", str(run_dir), "--data-dir", str(args.data_dir),
+                               "--device", args.device], seed, run_dir)
     flags = ["train", "--preset", "fast", "--data-dir", str(args.data_dir), "--val-split", "5000",
              "--seed", str(seed), "--device", args.device, "--output", str(run_dir), "--overwrite"]
     if args.epochs is not None:
@@ -88,6 +98,10 @@ def run_seed(seed: int, args: argparse.Namespace, out: Path) -> list[dict]:
         flags += ["--epochs", str(args.epochs), "--warmup-epochs", f"{warmup:.4f}"]
     if args.compile:
         flags.append("--compile")
+    return train_seed(flags, seed, run_dir)
+
+
+def train_seed(flags: list[str], seed: int, run_dir: Path) -> list[dict]:
     code = cli(flags)
     if code != 0:
         raise SystemExit(f"training seed {seed} failed with exit code {code}")
@@ -95,11 +109,10 @@ def run_seed(seed: int, args: argparse.Namespace, out: Path) -> list[dict]:
 
 
 def settings(args: argparse.Namespace) -> dict:
-    """The recipe's settings as this run trains them (what a reused seed must have been trained with)."""
-    values = recipe_settings("fast")
-    if args.epochs is not None:
-        values["epochs"] = args.epochs
-    return {key: value for key, value in values.items() if key not in ("preset", "warmup_epochs")}
+    """Every setting that shapes the trained network, as this run trains it (what a reused seed must
+    have been trained with); where the data lives, the device and the seed may differ."""
+    config = resolve(recipe_settings("fast"), {}, {} if args.epochs is None else {"epochs": args.epochs})
+    return {key: value for key, value in dataclasses.asdict(config).items() if key not in OUTSIDE_THE_RECIPE}
 
 
 def read_rows(run_dir: Path) -> list[dict]:

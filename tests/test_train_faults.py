@@ -27,8 +27,8 @@ def run_of_one_epoch(tmp_path):
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(run_of_one_epoch, monkeypatch, capsys):
     original = Loader.epoch
 
-    def poisoned(self, epoch, start_batch=0):
-        for x, y in original(self, epoch, start_batch):
+    def poisoned(self, epoch, start_batch=0, crop_size=None):
+        for x, y in original(self, epoch, start_batch, crop_size):
             yield (x * float("nan") if self.train else x), y
 
     good = torch.load(run_of_one_epoch / "checkpoints" / "last.pt", weights_only=True)

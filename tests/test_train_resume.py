@@ -24,8 +24,8 @@ def send_sigterm_before(monkeypatch, epoch: int, batch: int) -> None:
     """Make the training loader raise SIGTERM just before it hands out batch `batch` of `epoch`."""
     original = Loader.epoch
 
-    def epoch_with_signal(self, e, start_batch=0):
-        for index, item in enumerate(original(self, e, start_batch), start_batch):
+    def epoch_with_signal(self, e, start_batch=0, crop_size=None):
+        for index, item in enumerate(original(self, e, start_batch, crop_size), start_batch):
             if self.train and (e, index) == (epoch, batch):
                 os.kill(os.getpid(), signal.SIGTERM)
             yield item

@@ -16,7 +16,7 @@ from resnet_cifar.errors import UserError
 from resnet_cifar.recipes import RECIPES, default_preset, recipe_settings
 from resnet_cifar.train.distributed import barrier, from_main_process, is_main_process, process_device, process_group
 from resnet_cifar.train.hardware import resolve_device
-from resnet_cifar.train.run_folder import prepare_new
+from resnet_cifar.train.run_folder import check_not_in_use, prepare_new
 from resnet_cifar.train.trainer import train
 
 HELP = "train a ResNet and write a run folder (config, metrics, curves, checkpoints, summary)"
@@ -157,6 +157,7 @@ def _resume(args: argparse.Namespace, flags: dict[str, Any]) -> tuple[TrainConfi
             f"only {', '.join('--' + key.replace('_', '-') for key in RESUMABLE)} may change."
         )
     path, run_dir = _checkpoint_and_run_dir(Path(args.resume))
+    check_not_in_use(run_dir)
     state = read_checkpoint(path)
     if "optimizer" not in state or "config" not in state:
         raise UserError(f"{path} holds weights but no training state; resume from a checkpoint written by this version's train.")

@@ -6,12 +6,20 @@
     checkpoints/        last.pt after every epoch (and on interruption), best.pt at the best validation accuracy
     summary.json        final figures
     tensorboard/        event files, when the tensorboard package is installed
+    .lock               host and process id of the training writing here, while it runs
+
+The lock keeps a second process (a repeated command, a benchmark pointed at
+the same folder) from overwriting or resuming a run that is still training: it
+would otherwise replace the files under the live run's feet. A lock left by a
+process that no longer exists is taken over.
 """
 from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +33,18 @@ METRICS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "tra
 OUR_FILES = ("config.yaml", "metrics.csv", "curves.png", "summary.json", "checkpoints", "tensorboard")
 
 
+LOCK = ".lock"
+
+
 def prepare_new(path: Path, overwrite: bool) -> None:
-    """Make sure `path` can take a new run: refuse to replace an existing one unless told to.
+    """Make sure `path` can take a new run: refuse to replace an existing one unless told to,
+    and never one that is still training.
 
     With overwrite only this tool's files are removed, never anything else in the folder.
     """
     if path.exists() and not path.is_dir():
         raise UserError(f"--output {path} is a file; pass a folder for the run.")
+    check_not_in_use(path)
     ours = [path / name for name in OUR_FILES if (path / name).exists()]
     if ours and not overwrite:
         raise UserError(
@@ -42,6 +55,33 @@ def prepare_new(path: Path, overwrite: bool) -> None:
         shutil.rmtree(item) if item.is_dir() else item.unlink()
 
 
+def check_not_in_use(path: Path) -> None:
+    """Raise a UserError when a live process is training in `path`."""
+    holder = _lock_holder(path / LOCK)
+    if holder is not None:
+        raise UserError(f"{path} is in use by a training process that is still running ({holder}); wait for it to "
+                        f"finish or stop it (Ctrl-C saves a checkpoint to resume from), or pass another --output.")
+
+
+def _lock_holder(lock: Path) -> str | None:
+    """Who holds `lock`, or None when nobody does (no lock, or its process has gone)."""
+    try:
+        host, pid = lock.read_text().split()
+    except (OSError, ValueError):
+        return None
+    if host != socket.gethostname():  # cannot tell whether it still runs: assume it does
+        return f"process {pid} on {host}; if it has stopped, delete {lock}"
+    if int(pid) == os.getpid():  # ours, left by an earlier run in this process
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # exists, owned by someone else
+        pass
+    return f"process {pid}"
+
+
 class RunFolder:
     def __init__(self, path: Path, *, enabled: bool):
         self.path = path
@@ -49,8 +89,10 @@ class RunFolder:
         self.last = path / "checkpoints" / "last.pt"
         self.best = path / "checkpoints" / "best.pt"
         self._tensorboard = None
+        self._lock = path / LOCK
         if enabled:
             path.mkdir(parents=True, exist_ok=True)
+            self._take_lock()
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:  # tensorboard is optional
@@ -99,6 +141,19 @@ class RunFolder:
         if self.enabled:
             (self.path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
+    def _take_lock(self) -> None:
+        """Write our host and process id to the lock, which must be free or stale; creating it
+        exclusively means two processes starting together cannot both succeed."""
+        check_not_in_use(self.path)
+        self._lock.unlink(missing_ok=True)  # stale
+        try:
+            with open(self._lock, "x") as f:
+                f.write(f"{socket.gethostname()} {os.getpid()}\n")
+        except FileExistsError:
+            raise UserError(f"{self.path} was just taken by another training process; pass another --output.") from None
+
     def close(self) -> None:
         if self._tensorboard is not None:
             self._tensorboard.close()
+        if self.enabled:
+            self._lock.unlink(missing_ok=True)

@@ -110,7 +110,9 @@ def test_fast_recipe_trains_fastresnet8_with_muon_within_airbench94s_budget():
     assert config.optimizer == "muon"
     per_epoch = epoch_flops_per_image(config)
     assert len(per_epoch) == config.epochs
-    assert per_epoch[-1] < per_epoch[0]  # the frozen stem spares the first block's input gradient
+    assert config.stem_bias_epochs < config.early_crop_epochs
+    assert per_epoch[config.stem_bias_epochs] < per_epoch[0]  # same crops; the frozen stem spares the first block's input gradient
+    assert per_epoch[0] < per_epoch[-1] / 1.5  # the early crops
     images = (50_000 - config.val_split) // config.batch_size * config.batch_size
     assert 0.25e15 < sum(per_epoch) * images < 0.36e15
 
@@ -145,7 +147,8 @@ def test_early_crop_epochs_train_on_smaller_windows_then_whole_images(tmp_path, 
 
 
 def test_early_crops_cost_fewer_flops_in_their_epochs():
-    whole = epoch_flops_per_image(resolve(recipe_settings("fast"), {}, {"epochs": 4}))
+    whole = epoch_flops_per_image(resolve(recipe_settings("fast"), {}, {"epochs": 4, "early_crop_size": None,
+                                                                        "early_crop_epochs": 0}))
     cropped = epoch_flops_per_image(resolve(recipe_settings("fast"), {}, {"epochs": 4, "early_crop_size": 24,
                                                                           "early_crop_epochs": 2}))
     assert cropped[2:] == whole[2:]
@@ -156,4 +159,4 @@ def test_early_crops_cost_fewer_flops_in_their_epochs():
                                       {"early_crop_size": 40, "early_crop_epochs": 2}])
 def test_early_crop_settings_go_together_and_fit_the_image(settings):
     with pytest.raises(resnet_cifar.UserError, match="early_crop_size"):
-        resolve(recipe_settings("fast"), {}, settings)
+        resolve({}, {}, settings)

@@ -11,7 +11,7 @@ import resnet_cifar
 from conftest import write_cifar10
 from resnet_cifar.checkpoint import load_checkpoint
 from resnet_cifar.cli import main
-from resnet_cifar.config import TrainConfig, resolve
+from resnet_cifar.config import TrainConfig, resolve, train_crop_size
 from resnet_cifar.data import Loader
 from resnet_cifar.models import create_model
 from resnet_cifar.recipes import recipe_settings
@@ -155,8 +155,12 @@ def test_early_crops_cost_fewer_flops_in_their_epochs():
     assert all(0.45 < c / w < 0.6 for c, w in zip(cropped[:2], whole[:2]))  # (24/32)^2 = 0.56 of the pixels
 
 
-@pytest.mark.parametrize("settings", [{"early_crop_size": 24}, {"early_crop_epochs": 2},
-                                      {"early_crop_size": 40, "early_crop_epochs": 2}])
-def test_early_crop_settings_go_together_and_fit_the_image(settings):
+@pytest.mark.parametrize("settings", [{"early_crop_epochs": 2}, {"early_crop_size": 40, "early_crop_epochs": 2}])
+def test_early_crop_epochs_need_a_window_that_fits_the_image(settings):
     with pytest.raises(resnet_cifar.UserError, match="early_crop_size"):
         resolve({}, {}, settings)
+
+
+def test_zero_early_crop_epochs_turn_the_recipes_crops_off():
+    config = resolve(recipe_settings("fast"), {}, {"early_crop_epochs": 0})
+    assert [train_crop_size(config, epoch) for epoch in range(config.epochs)] == [None] * config.epochs

@@ -44,7 +44,7 @@ class TrainConfig:
     flip: str = "none"  # none | random | alternate (each image flipped every other epoch)
     cutout: int = 0
     early_crop_size: int | None = None  # the first early_crop_epochs train on random windows this many pixels wide
-    early_crop_epochs: int = 0
+    early_crop_epochs: int = 0  # 0: no early crops
     # Optimisation
     epochs: int = 10
     batch_size: int = 128  # global: under torchrun each of N processes takes batch_size / N images per step
@@ -152,9 +152,9 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise UserError(f"Setting 'grad_clip' must be positive or null; got {config.grad_clip!r}.")
     if config.input_size is not None and config.input_size <= 0:
         raise UserError(f"Setting 'input_size' must be positive or null; got {config.input_size!r}.")
-    if (config.early_crop_size is None) != (config.early_crop_epochs == 0) or not 0 < (config.early_crop_size or 1) <= config.image_size:
-        raise UserError(f"Settings 'early_crop_size' and 'early_crop_epochs' go together: a window side up to image_size "
-                        f"({config.image_size}) and a number of epochs; got {config.early_crop_size!r} and {config.early_crop_epochs!r}.")
+    if config.early_crop_epochs and not 0 < (config.early_crop_size or 0) <= config.image_size:
+        raise UserError(f"Setting 'early_crop_epochs' needs 'early_crop_size', a window side from 1 to image_size "
+                        f"({config.image_size}); got {config.early_crop_size!r} (early_crop_epochs 0 turns the crops off).")
     return config
 
 

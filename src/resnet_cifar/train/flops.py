@@ -10,6 +10,8 @@ kept per epoch.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
@@ -41,20 +43,14 @@ def step_flops_per_image(config: TrainConfig, *, stem_bias_frozen: bool = False,
 
 def epoch_flops_per_image(config: TrainConfig) -> list[float]:
     """Training FLOPs per training image in each epoch of the run (multiply by the images of an epoch)."""
-    counts: dict[tuple[bool, int | None], float] = {}
-
-    def step(frozen: bool, side: int | None) -> float:
-        if (frozen, side) not in counts:
-            counts[frozen, side] = step_flops_per_image(config, stem_bias_frozen=frozen, side=side)
-        return counts[frozen, side]
-
+    step = functools.cache(functools.partial(step_flops_per_image, config))  # a few distinct steps, each counted once
     flops = []
     for epoch in range(config.epochs):
         side = train_crop_size(config, epoch) if config.input_size is None else None  # input_size resizes every crop
-        trained = step(False, side)
+        trained = step(stem_bias_frozen=False, side=side)
         if config.stem_bias_epochs is None:
             flops.append(trained)
             continue
         share = min(max(config.stem_bias_epochs - epoch, 0.0), 1.0)  # of this epoch's steps with the stem's bias learning
-        flops.append(trained if share == 1 else share * trained + (1 - share) * step(True, side))
+        flops.append(trained if share == 1 else share * trained + (1 - share) * step(stem_bias_frozen=True, side=side))
     return flops

@@ -31,8 +31,6 @@ from resnet_cifar.report import plot_curves
 # train_seconds: the epoch's training alone; seconds: with its validation, what the user waited.
 METRICS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "train_seconds", "seconds")
 OUR_FILES = ("config.yaml", "metrics.csv", "curves.png", "summary.json", "checkpoints", "tensorboard")
-
-
 LOCK = ".lock"
 
 

@@ -8,10 +8,10 @@ fastresnet8 whose blocks are airbench's plain ones (same widths, same FLOPs),
 so that the accuracy the issue's target was measured with (airbench94's network
 on the CPU) can be told apart from what our network gives on the same data:
 
-    python bench/plain_blocks.py --seed 0 --against /tmp/tta-v2/seed0 [--device cpu] [--data-dir /tmp/cifar-jpeg]
+    python bench/plain_blocks.py --seed 0 --against /tmp/crop/seed0 [--device cpu] [--data-dir /tmp/cifar-jpeg]
 
---against is a finished `fast` run of fastresnet8 with the same seed (from
-bench/time_to_accuracy.py); its final validation accuracy is the baseline.
+--against is a finished run of the current `fast` recipe on fastresnet8 with the
+same seed (from bench/time_to_accuracy.py); its final validation accuracy is the baseline.
 The last line is `RESULT difference=<plain minus residual, points> plain_acc=... residual_acc=...`.
 """
 from __future__ import annotations

@@ -16,8 +16,9 @@ the measurement. A multiply-add counts 2 FLOPs.
 
 Data: --data-dir holds cifar-10-batches-py/; when it does not, it is made from
 --archive (../shared/data's JPEG re-encoding of the training split) with the
-converter next to it. --epochs N trains a shorter run of the same schedule
-(warmup kept at the same fraction of the run) for quick checks on a CPU.
+converter next to it. --epochs N trains a longer or shorter run of the same
+schedule: warmup, the stem bias's epochs and the early crops keep their
+fraction of the run.
 --reuse reads seeds that finished in --output earlier rather than training them
 again, and resumes a seed whose run was interrupted, so the seeds of a slow
 machine can be run one session at a time; a seed trained with other settings
@@ -52,8 +53,10 @@ from resnet_cifar.train.flops import epoch_flops_per_image
 THRESHOLDS = (0.80, 0.85, 0.88, 0.90, 0.91)
 ROOT = Path(__file__).resolve().parents[1]
 ARCHIVE = ROOT.parent / "shared" / "data" / "cifar10-train-jpeg.tar.gz"
-# Settings a reused seed may have had otherwise: the run's own, or (warmup) rescaled with --epochs.
-OUTSIDE_THE_RECIPE = ("preset", "warmup_epochs", "seed", "data_dir", "download", "device", "evaluate_test", "compile")
+# Settings a reused seed may have had otherwise: the run's own.
+OUTSIDE_THE_RECIPE = ("preset", "seed", "data_dir", "download", "device", "evaluate_test", "compile")
+# Settings counted in epochs, which --epochs scales with the run's length; early crops last whole epochs.
+EPOCH_COUNTED = {"warmup_epochs": float, "stem_bias_epochs": float, "early_crop_epochs": int}
 TTA_VIEWS = 4  # flip-translate: the image, its mirror and two shifted views
 
 
@@ -92,10 +95,8 @@ def run_seed(seed: int, args: argparse.Namespace, out: Path) -> list[dict]:
                                "--device", args.device], seed, run_dir)
     flags = ["train", "--preset", "fast", "--data-dir", str(args.data_dir), "--val-split", "5000",
              "--seed", str(seed), "--device", args.device, "--output", str(run_dir), "--overwrite"]
-    if args.epochs is not None:
-        recipe = resolve(recipe_settings("fast"), {}, {})
-        warmup = recipe.warmup_epochs / recipe.epochs * args.epochs
-        flags += ["--epochs", str(args.epochs), "--warmup-epochs", f"{warmup:.4f}"]
+    for key, value in rescaled(args.epochs).items():
+        flags += ["--" + key.replace("_", "-"), str(value)]
     if args.compile:
         flags.append("--compile")
     return train_seed(flags, seed, run_dir)
@@ -108,10 +109,30 @@ def train_seed(flags: list[str], seed: int, run_dir: Path) -> list[dict]:
     return read_rows(run_dir)
 
 
+def rescaled(epochs: int | None) -> dict:
+    """The settings --epochs changes: the length, and each setting counted in epochs at the same
+    fraction of the run, so that a quick check keeps the recipe's shape."""
+    if epochs is None:
+        return {}
+    recipe = resolve(recipe_settings("fast"), {}, {})
+    changed: dict = {"epochs": epochs}
+    for key, kind in EPOCH_COUNTED.items():
+        value = getattr(recipe, key)
+        if value:
+            share = value / recipe.epochs * epochs
+            changed[key] = round(share) if kind is int else round(share, 4)
+    return changed
+
+
+def recipe_config(args: argparse.Namespace) -> TrainConfig:
+    """The fast recipe as this benchmark trains it."""
+    return resolve(recipe_settings("fast"), {}, rescaled(args.epochs))
+
+
 def settings(args: argparse.Namespace) -> dict:
     """Every setting that shapes the trained network, as this run trains it (what a reused seed must
     have been trained with); where the data lives, the device and the seed may differ."""
-    config = resolve(recipe_settings("fast"), {}, {} if args.epochs is None else {"epochs": args.epochs})
+    config = recipe_config(args)
     return {key: value for key, value in dataclasses.asdict(config).items() if key not in OUTSIDE_THE_RECIPE}
 
 
@@ -130,7 +151,7 @@ def read_rows(run_dir: Path) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=None, help="shorter run of the same schedule (default: the recipe's)")
+    parser.add_argument("--epochs", type=int, default=None, help="a longer or shorter run of the same schedule (default: the recipe's)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/cifar-jpeg"))
@@ -141,7 +162,7 @@ def main() -> None:
     args = parser.parse_args()
     ensure_data(args.data_dir, args.archive)
 
-    config = resolve(recipe_settings("fast"), {}, {} if args.epochs is None else {"epochs": args.epochs})
+    config = recipe_config(args)
     train_images = 45_000 // config.batch_size * config.batch_size  # full batches only
     epoch_flops = [flops * train_images for flops in epoch_flops_per_image(config)]
     val_flops = forward_flops_per_image(config.model) * TTA_VIEWS * 5000

@@ -75,3 +75,10 @@ def test_a_lock_from_another_machine_names_the_file_to_delete(tmp_path):
     (tmp_path / ".lock").write_text("elsewhere 123\n")
     with pytest.raises(UserError, match=r"process 123 on elsewhere; if it has stopped, delete .*\.lock"):
         check_not_in_use(tmp_path)
+
+
+def test_a_lock_that_is_not_ours_does_not_block_the_folder(tmp_path):
+    (tmp_path / ".lock").write_text("not a host and pid\n")
+    check_not_in_use(tmp_path)
+    (tmp_path / ".lock").write_text("host pid\n")
+    check_not_in_use(tmp_path)

@@ -64,15 +64,16 @@ def check_not_in_use(path: Path) -> None:
 def _lock_holder(lock: Path) -> str | None:
     """Who holds `lock`, or None when nobody does (no lock, or its process has gone)."""
     try:
-        host, pid = lock.read_text().split()
-    except (OSError, ValueError):
+        host, text = lock.read_text().split()
+        pid = int(text)
+    except (OSError, ValueError):  # none, or not one of ours
         return None
     if host != socket.gethostname():  # cannot tell whether it still runs: assume it does
         return f"process {pid} on {host}; if it has stopped, delete {lock}"
-    if int(pid) == os.getpid():  # ours, left by an earlier run in this process
+    if pid == os.getpid():  # ours, left by an earlier run in this process
         return None
     try:
-        os.kill(int(pid), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return None
     except PermissionError:  # exists, owned by someone else

@@ -32,19 +32,17 @@ def conv_shapes() -> list[tuple[str, int, int, int]]:
     model = create_model("fastresnet8")
     convs = {name: module for name, module in model.named_modules()
              if isinstance(module, nn.Conv2d) and module.kernel_size == (3, 3)}
-    sides: dict[str, int] = {}
+    sides: dict[nn.Module, int] = {}
 
-    def record(name: str):
-        def hook(_module: nn.Module, inputs: tuple[torch.Tensor], _out: torch.Tensor) -> None:
-            sides[name] = inputs[0].shape[-1]
-        return hook
+    def record(module: nn.Module, inputs: tuple[torch.Tensor], _out: torch.Tensor) -> None:
+        sides[module] = inputs[0].shape[-1]
 
-    hooks = [module.register_forward_hook(record(name)) for name, module in convs.items()]
+    hooks = [module.register_forward_hook(record) for module in convs.values()]
     with torch.no_grad():
         model.eval()(torch.zeros(1, 3, 32, 32))
     for hook in hooks:
         hook.remove()
-    return [(name, conv.in_channels, conv.out_channels, sides[name]) for name, conv in convs.items()]
+    return [(name, conv.in_channels, conv.out_channels, sides[conv]) for name, conv in convs.items()]
 
 
 def seconds(step, repeats: int) -> float:

@@ -16,7 +16,7 @@ the geometric mean over layers of channels_last's speed over NCHW's.
 from __future__ import annotations
 
 import argparse
-import math
+import statistics
 import time
 
 import torch
@@ -103,7 +103,7 @@ def main() -> None:
             row[key] = flops / seconds(conv_step(c_in, c_out, side, args.batch, layout), args.repeats) / 1e9
             speeds[key].append(row[key])
         print(f"{name:<14} {f'{c_in}->{c_out} @{side}x{side}':<18} {row['cl']:>14.0f} {row['nchw']:>8.0f}")
-    ratio = math.exp(sum(math.log(c / n) for c, n in zip(speeds["cl"], speeds["nchw"])) / len(speeds["cl"]))
+    ratio = statistics.geometric_mean(c / n for c, n in zip(speeds["cl"], speeds["nchw"]))
     print(f"RESULT ratio={ratio:.3f} cl_gflops={min(speeds['cl']):.0f}-{max(speeds['cl']):.0f} "
           f"nchw_gflops={min(speeds['nchw']):.0f}-{max(speeds['nchw']):.0f} mm_gflops={mm:.0f}")
 

@@ -22,7 +22,7 @@ The last line is `RESULT ratio=<geometric mean> <model>_ours=... <model>_base=..
 from __future__ import annotations
 
 import argparse
-import math
+import statistics
 import time
 from collections.abc import Callable
 
@@ -151,7 +151,7 @@ def main() -> None:
         print(f"{name:<10} ours {results[f'{name}_ours']:9.1f} images/s   baseline {results[f'{name}_base']:9.1f} "
               f"images/s   ratio {ratio:.2f}", flush=True)
     ratios = [results[f"{name}_ours"] / results[f"{name}_base"] for name in args.models]
-    geomean = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+    geomean = statistics.geometric_mean(ratios)
     details = " ".join(f"{key}={value:.1f}" for key, value in results.items())
     print(f"RESULT ratio={geomean:.3f} {details} device={device.type} batch_size={args.batch_size}")
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import resnet_cifar
-from resnet_cifar.train.hardware import amp_dtype, resolve_device
+from resnet_cifar.train.hardware import amp_dtype, configure, resolve_device
 
 # A training step of one convolution over 16 MB activations, five times; prints the page faults of the last.
 # Kept memory settles within four steps (the heap sometimes still grows in the third, depending on its layout).
@@ -53,3 +53,18 @@ def test_mixed_precision_is_off_on_the_cpu_unless_asked_for():
     assert amp_dtype("auto", cpu) is None and amp_dtype("bf16", cpu) is torch.bfloat16
     with pytest.raises(resnet_cifar.UserError, match="--amp fp16 needs a CUDA GPU"):
         amp_dtype("fp16", cpu)
+
+
+def test_plain_cuda_keeps_the_current_gpu_and_a_numbered_one_is_selected(monkeypatch):
+    """`--device cuda` crashed every CUDA run: torch.cuda.set_device refuses a device without an index."""
+    selected = []
+
+    def set_device(device):
+        if device.index is None:
+            raise ValueError("Expected a torch.device with a specified index or an integer")
+        selected.append(device.index)
+
+    monkeypatch.setattr(torch.cuda, "set_device", set_device)
+    configure(torch.device("cuda"), seed=0, deterministic=False)
+    configure(torch.device("cuda", 1), seed=0, deterministic=False)
+    assert selected == [1]

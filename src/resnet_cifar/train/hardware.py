@@ -89,7 +89,7 @@ def configure(device: torch.device, seed: int, deterministic: bool) -> None:
     if device.type == "cpu":
         torch.set_num_threads(cpu_threads())
         keep_freed_memory()
-    else:
+    elif device.index is not None:  # plain `cuda` is already the current GPU; set_device refuses it
         torch.cuda.set_device(device)
     random.seed(seed)
     np.random.seed(seed)

@@ -9,6 +9,10 @@
 # step's output and the machine's description go to $OUT (default /tmp/gpu-check).
 #
 #     bash bench/gpu_check.sh
+#
+# On a GPU machine whose own python has PyTorch and no .venv, and no ../shared beside the checkout:
+#
+#     PY=python3 PYTHONPATH=src SHARED=<folder with cifar10-train-jpeg.tar.gz and its converter> bash bench/gpu_check.sh
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu-check}

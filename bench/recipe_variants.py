@@ -10,8 +10,8 @@ clear of that error; confirm it with `bench/time_to_accuracy.py` afterwards.
 
 Every run goes through `resnet-cifar train --preset fast` in this one process, seed
 by seed in the outer loop, so a run stopped early still holds whole seeds of
-every variant. A GPU makes this cheap: one run of `fast` trains in about 3 s on
-an H200 (docs/benchmarks.md). Each --variant is NAME=FLAGS, the flags of
+every variant. A GPU makes this cheap: one run of `fast` trains in about 2 s on
+an H200, 8 s with start-up and validation (docs/benchmarks.md). Each --variant is NAME=FLAGS, the flags of
 `resnet-cifar train` that it changes; the recipe itself is always trained, as `fast`.
 
     python bench/recipe_variants.py --variant mm0.7="--muon-momentum 0.7" \\
@@ -23,7 +23,7 @@ paired difference in accuracy (a fraction) against the recipe and its standard e
 from __future__ import annotations
 
 import argparse
-import csv
+import json
 import shlex
 import statistics
 from pathlib import Path
@@ -41,8 +41,7 @@ def variant(text: str) -> tuple[str, list[str]]:
 
 
 def final_accuracy(run_dir: Path) -> float:
-    with open(run_dir / "metrics.csv") as f:
-        return float(list(csv.DictReader(f))[-1]["val_acc"])
+    return json.loads((run_dir / "summary.json").read_text())["final_val_acc"]
 
 
 def main() -> None:

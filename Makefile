@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install train test clean
+.PHONY: install train test docs clean
 
 install: $(VENV)/.installed
 
@@ -19,6 +19,9 @@ train: install
 
 test: install
 	$(BIN)/python -m pytest
+
+docs: install
+	$(BIN)/python -m resnet_cifar.docs docs
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

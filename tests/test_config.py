@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
-from resnet_cifar.config import TrainConfig, read_yaml, resolve, write_yaml
+from resnet_cifar.config import (FIELDS, KEYS, RESUMABLE, TrainConfig, check_values, read_yaml, resolve,
+                                 settings_table, write_yaml)
 from resnet_cifar.errors import UserError
 
 
@@ -52,3 +54,56 @@ def test_written_config_reads_back_identically(tmp_path):
 def test_impossible_values_are_rejected(values, message):
     with pytest.raises(UserError, match=message):
         resolve({}, {}, values)
+
+
+def _train_parser():
+    from resnet_cifar.cli import build_parser
+
+    subparsers = next(a for a in build_parser()._actions if a.dest == "command")
+    return subparsers.choices["train"]
+
+
+def test_every_setting_is_a_flag_of_its_own_name_with_its_choices():
+    actions = {action.dest: action for action in _train_parser()._actions}
+    for key in KEYS:
+        assert key in actions, f"setting {key!r} has no flag"
+        assert actions[key].option_strings[0] == "--" + key.replace("_", "-")
+        if FIELDS[key].metadata["choices"]:
+            assert tuple(actions[key].choices) == FIELDS[key].metadata["choices"]
+
+
+def test_flags_parse_to_the_settings_type():
+    args = _train_parser().parse_args(["--lr", "0.5", "--epochs", "3", "--mean", "0.1", "0.2", "0.3", "--no-ema"])
+    assert (args.lr, args.epochs, args.mean, args.ema) == (0.5, 3, [0.1, 0.2, 0.3], False)
+
+
+def test_a_plain_config_names_no_preset():
+    assert TrainConfig().preset is None
+
+
+def test_only_the_settings_marked_resumable_may_change_on_resume():
+    assert RESUMABLE == ("data_dir", "download", "epochs", "evaluate_test", "device")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_numbers_that_are_not_finite_are_rejected_before_any_work(value):
+    with pytest.raises(UserError, match="'lr' in flags must be a finite float"):
+        check_values({"lr": value}, "flags")
+
+
+def test_an_infinite_learning_rate_in_yaml_is_rejected(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("lr: .inf\n")
+    with pytest.raises(UserError, match="'lr' in .*run.yaml must be a finite float, got inf"):
+        read_yaml(path)
+
+
+def test_label_smoothing_must_leave_some_weight_on_the_label():
+    with pytest.raises(UserError, match=r"'label_smoothing' must be in \[0, 1\); got 1.5"):
+        resolve({}, {}, {"label_smoothing": 1.5})
+
+
+def test_the_settings_table_in_the_docs_is_the_settings_definition():
+    """docs/training.md carries the table made from TrainConfig; `make docs` rewrites it."""
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text()
+    assert settings_table() in docs

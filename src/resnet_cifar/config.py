@@ -1,12 +1,23 @@
 """Training settings: one flat table, filled from a recipe, then a YAML file, then flags.
 
+Every setting is defined once, below, as a field of TrainConfig: its type, its
+default, and in `setting(...)` its help line, flag group, choices, range and
+whether a resumed run may change it. The `train` flags, the checks of YAML files
+and recipes, and the settings table in docs/training.md are all made from these
+fields, so a new setting needs one line here and nothing else.
+
 Flat, so every setting has one name everywhere: the YAML key, the attribute and,
 with dashes, the flag (`batch_size`, `--batch-size`). Unknown keys are errors,
 so a typo never silently falls back to a default (nanoGPT's rule).
+
+This module imports no torch, so `resnet-cifar train --help` answers at once;
+the modules that implement a choice (the loader's flips, the optimizers, ...)
+take their list of names from here.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,83 +27,166 @@ import yaml
 
 from resnet_cifar.errors import UserError
 
+# The names each choice-valued setting accepts; the module that implements them imports them from here.
+STEMS = ("cifar", "imagenet")
+DATASETS = ("cifar10", "cifar100", "folder")
+LABELS = ("fine", "coarse")
+PADDING_MODES = ("reflect", "zeros")
+FLIPS = ("none", "random", "alternate")
+OPTIMIZERS = ("sgd", "muon", "adam", "adamw")
+SCHEDULES = ("constant", "multistep", "cosine", "linear")
+TTA_MODES = ("none", "flip", "flip-translate")
+AMP_MODES = ("auto", "off", "bf16", "fp16")
+
+GROUPS = ("model", "data", "optimisation", "evaluation", "speed and reproducibility")
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a number may take: above `low` (or from it, when `closed`), below `high` if given."""
+
+    low: float
+    closed: bool = False  # the low end itself is allowed
+    high: float | None = None  # excluded
+
+    def admits(self, value: float) -> bool:
+        above = value >= self.low if self.closed else value > self.low
+        return above and (self.high is None or value < self.high)
+
+    def describe(self) -> str:
+        """What `admits` asks, to follow "must": "be positive", "be in [0, 1)", ..."""
+        if self.high is not None:
+            return f"be in [{self.low:g}, {self.high:g})" if self.closed else f"be in ({self.low:g}, {self.high:g})"
+        if self.low == 0:
+            return "not be negative" if self.closed else "be positive"
+        return f"be at least {self.low:g}" if self.closed else f"be above {self.low:g}"
+
+
+POSITIVE = Range(0)
+NON_NEGATIVE = Range(0, closed=True)
+FRACTION = Range(0, closed=True, high=1)  # 0 included, 1 not
+
+
+def setting(default: Any, group: str, help: str, *, choices: tuple[str, ...] = (), limits: Range | None = None,
+            resumable: bool = False, metavar: str | None = None) -> Any:
+    """One setting's definition: a dataclass field whose metadata says everything but its type."""
+    if group not in GROUPS:
+        raise ValueError(f"Unknown settings group {group!r}.")
+    metadata = {"group": group, "help": help, "choices": choices, "limits": limits, "resumable": resumable,
+                "metavar": metavar}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
 
 @dataclass
 class TrainConfig:
     """Every setting of a training run; the defaults are what a recipe does not mention."""
 
-    preset: str = "fast"
+    preset: str | None = setting(None, "model", "the recipe these settings started from (--preset)")
     # Model
-    model: str = "resnet20"
-    stem: str = "cifar"  # "imagenet": torchvision's 7x7 stride-2 stem and max-pool
-    zero_init_residual: bool = False
-    whiten_stem: bool = False  # first convolution set from the training images' patch statistics, then frozen
-    stem_bias_epochs: float | None = None  # whiten_stem: the stem's bias learns at the BN biases' rate, decaying to 0 over these epochs, then freezes
-    init_from: str | None = None  # torchvision ImageNet state_dict file; needs stem "imagenet"
+    model: str = setting("resnet20", "model", "network name, see `resnet-cifar models`")
+    stem: str = setting("cifar", "model", "cifar: 3x3 stride-1 stem; imagenet: torchvision's 7x7 stem with max-pool",
+                        choices=STEMS)
+    zero_init_residual: bool = setting(False, "model", "start every residual branch at zero")
+    whiten_stem: bool = setting(False, "model", "set the first convolution to whiten 2x2 patches of the training "
+                                "images, then freeze it")
+    stem_bias_epochs: float | None = setting(None, "model", "with --whiten-stem: train the stem's bias at the BN "
+                                             "biases' rate, decaying to 0 over these epochs, then freeze it",
+                                             limits=POSITIVE)
+    init_from: str | None = setting(None, "model", "torchvision ImageNet weights file (state_dict) to start from; "
+                                    "needs --stem imagenet", metavar="FILE")
     # Data
-    dataset: str = "cifar10"
-    data_dir: str = "data"
-    download: bool = False
-    labels: str = "fine"  # CIFAR-100 only: "coarse" trains on the 20 superclasses
-    val_split: int = 5000  # training images held out for validation and model selection
-    image_size: int = 32  # side the dataset stores images at (folder datasets are resized to it)
-    input_size: int | None = None  # side the model sees, when the loader should resize
-    mean: list[float] | None = None  # None: the training images' own statistics
-    std: list[float] | None = None
-    crop_padding: int = 0  # random crops from images padded by this many pixels
-    padding_mode: str = "reflect"
-    flip: str = "none"  # none | random | alternate (each image flipped every other epoch)
-    cutout: int = 0
-    early_crop_size: int | None = None  # the first early_crop_epochs train on random windows this many pixels wide
-    early_crop_epochs: int = 0  # 0: no early crops
+    dataset: str = setting("cifar10", "data", "which dataset", choices=DATASETS)
+    data_dir: str = setting("data", "data", "folder holding the dataset (or where --download puts it)",
+                            resumable=True, metavar="DIR")
+    download: bool = setting(False, "data", "download the CIFAR archive if it is missing (md5-checked)", resumable=True)
+    labels: str = setting("fine", "data", "CIFAR-100 labels: fine (100 classes) or coarse (20)", choices=LABELS)
+    val_split: int = setting(5000, "data", "training images held out for validation and model selection (0: none)",
+                             limits=NON_NEGATIVE)
+    image_size: int = setting(32, "data", "side images are stored at (folder datasets are resized to it)",
+                              limits=POSITIVE)
+    input_size: int | None = setting(None, "data", "side the model sees (the loader resizes batches)", limits=POSITIVE)
+    mean: list[float] | None = setting(None, "data", "per-channel normalisation mean, 0-1 scale "
+                                       "(default: the training images')")
+    std: list[float] | None = setting(None, "data", "per-channel normalisation std, 0-1 scale "
+                                      "(default: the training images')")
+    crop_padding: int = setting(0, "data", "random-crop padding in pixels (0: no crops)", limits=NON_NEGATIVE)
+    padding_mode: str = setting("reflect", "data", "how crops fill the border", choices=PADDING_MODES)
+    flip: str = setting("none", "data", "horizontal flips: random, or alternate (each image flipped every other "
+                        "epoch)", choices=FLIPS)
+    cutout: int = setting(0, "data", "side of a square zeroed at a random place in each image (0: off)",
+                          limits=NON_NEGATIVE)
+    early_crop_size: int | None = setting(None, "data", "train the first --early-crop-epochs on random windows of "
+                                          "this side: cheaper steps, objects at their scale", limits=POSITIVE)
+    early_crop_epochs: int = setting(0, "data", "epochs at the start trained on --early-crop-size windows (0: none)",
+                                     limits=NON_NEGATIVE)
     # Optimisation
-    epochs: int = 10
-    batch_size: int = 128  # global: under torchrun each of N processes takes batch_size / N images per step
-    optimizer: str = "sgd"  # sgd | muon (Muon for the convolution filters, SGD for the rest) | adam | adamw
-    lr: float = 0.1
-    momentum: float = 0.9  # SGD, and muon's SGD part
-    muon_lr: float = 0.24  # muon: the filters' peak learning rate (an angle per step, not comparable to lr)
-    muon_momentum: float = 0.6  # muon: the filters' Nesterov momentum
-    nesterov: bool = False
-    weight_decay: float = 5e-4
-    weight_decay_bn_bias: bool = True  # False: BatchNorm weights and biases are not decayed
-    bn_bias_lr_scale: float = 1.0  # BatchNorm biases learn this many times faster (decay per step unchanged)
-    schedule: str = "cosine"  # constant | multistep | cosine | linear, per step after the warmup
-    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # multistep: fractions of the run
-    warmup_epochs: float = 0.0  # linear warmup from lr/100; "linear" with warmup is the one-cycle shape
-    label_smoothing: float = 0.0
-    grad_clip: float | None = None  # max global gradient norm
-    ema: bool = False  # validate, select and export an exponential moving average of the weights
-    ema_decay: float = 0.999  # per step
+    epochs: int = setting(10, "optimisation", "epochs to train (with --resume: extend the run to this many)",
+                          limits=POSITIVE, resumable=True)
+    batch_size: int = setting(128, "optimisation", "images per step over all processes together (under torchrun "
+                              "each takes an equal share)", limits=POSITIVE)
+    optimizer: str = setting("sgd", "optimisation", "optimizer; muon: Muon for the convolution filters, SGD for "
+                             "biases and classifier", choices=OPTIMIZERS)
+    lr: float = setting(0.1, "optimisation", "peak learning rate", limits=POSITIVE)
+    momentum: float = setting(0.9, "optimisation", "SGD momentum (also muon's SGD part)", limits=FRACTION)
+    nesterov: bool = setting(False, "optimisation", "Nesterov momentum (SGD and muon)")
+    muon_lr: float = setting(0.24, "optimisation", "muon: the filters' peak learning rate (an angle per step, not "
+                             "comparable to --lr)", limits=POSITIVE)
+    muon_momentum: float = setting(0.6, "optimisation", "muon: the filters' Nesterov momentum", limits=FRACTION)
+    weight_decay: float = setting(5e-4, "optimisation", "weight decay", limits=NON_NEGATIVE)
+    weight_decay_bn_bias: bool = setting(True, "optimisation", "also decay BatchNorm weights and biases")
+    bn_bias_lr_scale: float = setting(1.0, "optimisation", "learning-rate multiplier for BatchNorm biases (their "
+                                      "decay per step unchanged)", limits=POSITIVE)
+    schedule: str = setting("cosine", "optimisation", "learning-rate schedule, applied per step after the warmup",
+                            choices=SCHEDULES)
+    milestones: list[float] = setting([0.5, 0.75], "optimisation", "multistep: fractions of the run at which the "
+                                      "lr is divided by 10")
+    warmup_epochs: float = setting(0.0, "optimisation", "linear warmup from lr/100, in epochs (may be fractional); "
+                                   "with the linear schedule, the one-cycle shape", limits=NON_NEGATIVE)
+    label_smoothing: float = setting(0.0, "optimisation", "label smoothing of the training loss", limits=FRACTION)
+    grad_clip: float | None = setting(None, "optimisation", "clip the global gradient norm to this value",
+                                      limits=POSITIVE)
+    ema: bool = setting(False, "optimisation", "validate, select and export an exponential moving average of the "
+                        "weights")
+    ema_decay: float = setting(0.999, "optimisation", "EMA decay per step", limits=FRACTION)
     # Evaluation
-    tta: str = "none"  # none | flip | flip-translate, for validation and test
-    evaluate_test: bool = False  # the test split is read only when asked, at the very end
+    tta: str = setting("none", "evaluation", "test-time augmentation for validation and test", choices=TTA_MODES)
+    evaluate_test: bool = setting(False, "evaluation", "evaluate the test split once, at the end, with the best "
+                                  "weights", resumable=True)
     # Speed and reproducibility
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: str = "auto"  # auto | off | bf16 | fp16; auto is bf16 on CUDA, off on the CPU
-    channels_last: bool = True
-    compile: bool = False
-    sync_bn: bool = False  # several processes: BatchNorm statistics over the global batch, not each rank's share
-    seed: int = 0
-    deterministic: bool = False
+    device: str = setting("auto", "speed and reproducibility", "auto, cpu, cuda or cuda:N", resumable=True)
+    amp: str = setting("auto", "speed and reproducibility", "mixed precision: auto is bf16 on CUDA and off on the CPU",
+                       choices=AMP_MODES)
+    channels_last: bool = setting(True, "speed and reproducibility", "channels-last memory format (faster "
+                                  "convolutions)")
+    compile: bool = setting(False, "speed and reproducibility", "torch.compile the model (slow start, faster steps)")
+    sync_bn: bool = setting(False, "speed and reproducibility", "under torchrun: BatchNorm statistics over the "
+                            "global batch rather than each process's share")
+    seed: int = setting(0, "speed and reproducibility", "seed of every random choice (initialisation, split, "
+                        "augmentation)")
+    deterministic: bool = setting(False, "speed and reproducibility", "deterministic kernels: bit-identical reruns, "
+                                  "somewhat slower")
 
 
-CHOICES: dict[str, tuple[str, ...]] = {
-    "stem": ("cifar", "imagenet"),
-    "dataset": ("cifar10", "cifar100", "folder"),
-    "labels": ("fine", "coarse"),
-    "padding_mode": ("reflect", "zeros"),
-    "flip": ("none", "random", "alternate"),
-    "optimizer": ("sgd", "muon", "adam", "adamw"),
-    "schedule": ("constant", "multistep", "cosine", "linear"),
-    "tta": ("none", "flip", "flip-translate"),
-    "amp": ("auto", "off", "bf16", "fp16"),
-}
-POSITIVE = ("image_size", "epochs", "batch_size", "lr", "bn_bias_lr_scale", "muon_lr")
-NON_NEGATIVE = ("val_split", "crop_padding", "cutout", "early_crop_epochs", "momentum", "muon_momentum", "weight_decay", "warmup_epochs", "label_smoothing")
-
+FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 _HINTS = typing.get_type_hints(TrainConfig)
-KEYS = tuple(_HINTS)
+KEYS = tuple(FIELDS)
+RESUMABLE = tuple(name for name, f in FIELDS.items() if f.metadata["resumable"])
+
+
+def value_type(key: str) -> type:
+    """The setting's type with any `| None` removed: bool, int, float, str or list."""
+    hint = _HINTS[key]
+    args = [arg for arg in typing.get_args(hint) if arg is not type(None)] if typing.get_origin(hint) is not list else []
+    kind = args[0] if args else hint
+    return list if typing.get_origin(kind) is list else kind
+
+
+def default(key: str) -> Any:
+    """The value a setting has when no recipe, file or flag sets it."""
+    f = FIELDS[key]
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
 
 
 def _type_ok(value: Any, hint: Any) -> bool:
@@ -100,8 +194,8 @@ def _type_ok(value: Any, hint: Any) -> bool:
         return isinstance(value, bool)
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is float:  # a finite number: no setting means infinity, and NaN compares false with every limit
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if hint is str:
         return isinstance(value, str)
     origin, args = typing.get_origin(hint), typing.get_args(hint)
@@ -111,7 +205,8 @@ def _type_ok(value: Any, hint: Any) -> bool:
 
 
 def _type_name(hint: Any) -> str:
-    return str(hint).replace("typing.", "").replace("NoneType", "null").replace("<class '", "").replace("'>", "")
+    name = str(hint).replace("typing.", "").replace("NoneType", "null").replace("<class '", "").replace("'>", "")
+    return name.replace("float", "a finite float") if "float" in name else name
 
 
 def check_values(values: dict[str, Any], source: str) -> dict[str, Any]:
@@ -125,33 +220,25 @@ def check_values(values: dict[str, Any], source: str) -> dict[str, Any]:
 
 
 def validate(config: TrainConfig) -> TrainConfig:
-    """Reject values no run could use, naming the setting (key, or the flag with dashes)."""
-    for key, choices in CHOICES.items():
-        if getattr(config, key) not in choices:
-            raise UserError(f"Setting {key!r} must be one of {', '.join(choices)}; got {getattr(config, key)!r}.")
-    for key in POSITIVE:
-        if getattr(config, key) <= 0:
-            raise UserError(f"Setting {key!r} must be positive; got {getattr(config, key)!r}.")
-    for key in NON_NEGATIVE:
-        if getattr(config, key) < 0:
-            raise UserError(f"Setting {key!r} must not be negative; got {getattr(config, key)!r}.")
+    """Reject values no run could use, naming the setting (the YAML key; the flag is the key with dashes)."""
+    for key, f in FIELDS.items():
+        value = getattr(config, key)
+        choices, limits = f.metadata["choices"], f.metadata["limits"]
+        if choices and value not in choices:
+            raise UserError(f"Setting {key!r} must be one of {', '.join(choices)}; got {value!r}.")
+        if limits is not None and value is not None and not limits.admits(value):
+            raise UserError(f"Setting {key!r} must {limits.describe()}; got {value!r}.")
     for key in ("mean", "std"):
         value = getattr(config, key)
         if value is not None and len(value) != 3:
             raise UserError(f"Setting {key!r} needs three values (red, green, blue); got {value!r}.")
     if config.std is not None and min(config.std) <= 0:
         raise UserError(f"Setting 'std' must be positive; got {config.std!r}.")
-    if not 0 <= config.ema_decay < 1:
-        raise UserError(f"Setting 'ema_decay' must be in [0, 1); got {config.ema_decay!r}.")
-    if config.stem_bias_epochs is not None and (not config.whiten_stem or config.stem_bias_epochs <= 0):
+    if config.stem_bias_epochs is not None and not config.whiten_stem:
         raise UserError(f"Setting 'stem_bias_epochs' needs whiten_stem and a positive number of epochs; got "
                         f"{config.stem_bias_epochs!r} with whiten_stem {config.whiten_stem}.")
     if config.schedule == "multistep" and not all(0 < m < 1 for m in config.milestones):
         raise UserError(f"Setting 'milestones' takes fractions of the run between 0 and 1; got {config.milestones!r}.")
-    if config.grad_clip is not None and config.grad_clip <= 0:
-        raise UserError(f"Setting 'grad_clip' must be positive or null; got {config.grad_clip!r}.")
-    if config.input_size is not None and config.input_size <= 0:
-        raise UserError(f"Setting 'input_size' must be positive or null; got {config.input_size!r}.")
     if config.early_crop_epochs and not 0 < (config.early_crop_size or 0) <= config.image_size:
         raise UserError(f"Setting 'early_crop_epochs' needs 'early_crop_size', a window side from 1 to image_size "
                         f"({config.image_size}); got {config.early_crop_size!r} (early_crop_epochs 0 turns the crops off).")
@@ -185,3 +272,28 @@ def write_yaml(config: TrainConfig, path: str | Path) -> None:
 def resolve(recipe: dict[str, Any], file_values: dict[str, Any], flag_values: dict[str, Any]) -> TrainConfig:
     """Recipe, then config file, then flags: a later layer wins for every key it sets."""
     return validate(TrainConfig(**{**recipe, **file_values, **flag_values}))
+
+
+_DOC_TYPES = {bool: "true or false", int: "integer", float: "number", str: "text", list: "list of numbers"}
+
+
+def settings_table() -> str:
+    """The Markdown table of every setting, by group, as docs/training.md shows it (`make docs` rewrites it)."""
+    lines = []
+    for group in GROUPS:
+        lines += ["", f"**{group.capitalize()}**", "", "| setting (flag) | type | default | what it does |",
+                  "|---|---|---|---|"]
+        for key, f in FIELDS.items():
+            if f.metadata["group"] != group:
+                continue
+            kind = ", ".join(f.metadata["choices"]) if f.metadata["choices"] else _DOC_TYPES[value_type(key)]
+            if f.metadata["limits"] is not None:
+                kind += ", " + f.metadata["limits"].describe().removeprefix("be ")
+            if type(None) in typing.get_args(_HINTS[key]):
+                kind += ", or null"
+            value = default(key)
+            shown = "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+            resumable = " May change on `--resume`." if f.metadata["resumable"] else ""
+            lines.append(f"| `{key}` (`--{key.replace('_', '-')}`) | {kind} | `{shown}` | "
+                         f"{f.metadata['help']}.{resumable} |")
+    return "\n".join(lines[1:]) + "\n"

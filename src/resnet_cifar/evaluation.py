@@ -15,7 +15,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-TTA_MODES = ("none", "flip", "flip-translate")
+from resnet_cifar.config import TTA_MODES
 
 
 def tta_logits(model: nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Tensor:

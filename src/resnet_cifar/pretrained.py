@@ -15,10 +15,10 @@ from torch import nn
 
 from resnet_cifar.checkpoint import load_without_code
 from resnet_cifar.errors import UserError
-from resnet_cifar.models.registry import ARCHITECTURES
+from resnet_cifar.models import list_models, model_entry
 
 _BLOCK_KEY = re.compile(r"^layer(\d+)\.(\d+)\.")
-IMAGENET_MODELS = [name for name, arch in ARCHITECTURES.items() if arch.family == "ImageNet"]
+IMAGENET_MODELS = [name for name in list_models() if model_entry(name).family == "ImageNet"]
 
 
 def describe_architecture(state_dict: dict[str, torch.Tensor]) -> str:
@@ -31,8 +31,9 @@ def describe_architecture(state_dict: dict[str, torch.Tensor]) -> str:
             blocks[stage] = max(blocks.get(stage, 0), index + 1)
     layers = tuple(blocks[stage] for stage in sorted(blocks))
     bottleneck = "layer1.0.conv3.weight" in state_dict
-    for name, arch in ARCHITECTURES.items():
-        if arch.layers == layers and (arch.block.expansion == 4) == bottleneck:
+    for name in list_models():
+        arguments = model_entry(name).arguments
+        if arguments.get("layers") == layers and (getattr(arguments.get("block"), "expansion", 1) == 4) == bottleneck:
             return name
     return f"a network with {layers or 'no'} residual blocks per stage"
 
@@ -61,7 +62,7 @@ def init_from_torchvision(model: nn.Module, path: str | Path) -> None:
         raise UserError(
             f"torchvision ImageNet weights ({path}) fit only {', '.join(IMAGENET_MODELS)}, but the model is {wanted}."
         )
-    if getattr(model, "stem", None) != "imagenet":
+    if getattr(model, "stem_type", None) != "imagenet":
         raise UserError(
             f"ImageNet weights from {path} need the ImageNet stem; create the model with stem='imagenet'."
         )

@@ -14,16 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from resnet_cifar.checkpoint import build_model, read_checkpoint
+from resnet_cifar.config import DATASETS, TTA_MODES
+from resnet_cifar.config import default as training_default
 from resnet_cifar.confusion import plot_confusion, write_confusion_csv
 from resnet_cifar.data import Loader, load_dataset
-from resnet_cifar.data.dataset import DATASETS, SPLITS
+from resnet_cifar.data.dataset import SPLITS
 from resnet_cifar.errors import UserError
-from resnet_cifar.evaluation import TTA_MODES, Metrics, evaluate
+from resnet_cifar.evaluation import Metrics, evaluate
 from resnet_cifar.train.hardware import resolve_device
 
 HELP = "measure a checkpoint on a dataset split: accuracy, per-class accuracy, confusion matrix"
-# What `resnet-cifar train` uses when its config does not say (an older or hand-made checkpoint).
-TRAIN_DEFAULTS = {"val_split": 5000, "seed": 0, "labels": "fine"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, metavar="N",
                         help="seed that chose the validation images (default: the training run's, else 0)")
     parser.add_argument("--tta", nargs="?", const="flip", default="none", choices=TTA_MODES, metavar="MODE",
-                        help="test-time augmentation: none, flip or flip-translate "
+                        help=f"test-time augmentation: {', '.join(TTA_MODES)} "
                              "(a bare --tta means flip; default none)")
     parser.add_argument("--output", type=Path, metavar="DIR",
                         help="write evaluation.json, confusion.csv and confusion.png into DIR")
@@ -49,15 +49,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]:
-    """Each data setting from its flag, else the checkpoint's training config, else the training default."""
+    """Each data setting from its flag, else the checkpoint's training config, else (for the settings that
+    choose images within the data, not the data itself) training's default, which an older or hand-made
+    checkpoint without a config was trained with."""
     resolved = {}
     for key in ("dataset", "data_dir", "val_split", "seed", "labels"):
         flag = getattr(args, key, None)
-        resolved[key] = flag if flag is not None else config.get(key, TRAIN_DEFAULTS.get(key))
-    for key in ("dataset", "data_dir"):
-        if resolved[key] is None:
-            flag = "--" + key.replace("_", "-")
-            raise UserError(f"{args.checkpoint} does not record its {key.replace('_', ' ')}; pass {flag}.")
+        if flag is not None or key in config:
+            resolved[key] = flag if flag is not None else config[key]
+        elif key in ("dataset", "data_dir"):
+            raise UserError(f"{args.checkpoint} does not record its {key.replace('_', ' ')}; pass --{key.replace('_', '-')}.")
+        else:
+            resolved[key] = training_default(key)
     return resolved
 
 

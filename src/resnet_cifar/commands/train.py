@@ -1,7 +1,7 @@
 """`resnet-cifar train`: settings from a recipe, a YAML file and flags (in that order), then a run folder.
 
 Every setting of TrainConfig is also a flag of the same name with dashes; the
-flags are generated from the config's type hints so the two cannot drift apart.
+flags are generated from its definition in config.py, so the two cannot drift apart.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet_cifar.checkpoint import read_checkpoint
-from resnet_cifar.config import CHOICES, KEYS, TrainConfig, check_values, read_yaml, resolve, validate
+from resnet_cifar.config import FIELDS, GROUPS, KEYS, RESUMABLE, TrainConfig, check_values, read_yaml, resolve, validate, value_type
 from resnet_cifar.errors import UserError
 from resnet_cifar.recipes import RECIPES, default_preset, recipe_settings
 from resnet_cifar.train.distributed import barrier, from_main_process, is_main_process, process_device, process_group
@@ -20,89 +20,25 @@ from resnet_cifar.train.run_folder import check_not_in_use, prepare_new
 from resnet_cifar.train.trainer import train
 
 HELP = "train a ResNet and write a run folder (config, metrics, curves, checkpoints, summary)"
-
-# Settings a resumed run may change; everything else comes from its checkpoint.
-RESUMABLE = ("epochs", "device", "data_dir", "download", "evaluate_test")
-
-METAVARS = {"init_from": "FILE", "data_dir": "DIR"}
-
-# Flag groups: (title, [(setting, help)]). Types, choices and defaults come from TrainConfig.
-GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
-    ("model", [
-        ("model", "network name, see `resnet-cifar models`"),
-        ("stem", "cifar: 3x3 stride-1 stem; imagenet: torchvision's 7x7 stem with max-pool"),
-        ("zero_init_residual", "start every residual branch at zero"),
-        ("init_from", "torchvision ImageNet weights file (state_dict) to start from; needs --stem imagenet"),
-        ("whiten_stem", "set the first convolution to whiten 2x2 patches of the training images, then freeze it"),
-        ("stem_bias_epochs", "with --whiten-stem: train the stem's bias at the BN biases' rate, decaying to 0 over these epochs, then freeze it"),
-    ]),
-    ("data", [
-        ("dataset", "which dataset"),
-        ("data_dir", "folder holding the dataset (or where --download puts it)"),
-        ("download", "download the CIFAR archive if it is missing (md5-checked)"),
-        ("labels", "CIFAR-100 labels: fine (100 classes) or coarse (20)"),
-        ("val_split", "training images held out for validation (0: none)"),
-        ("image_size", "side images are stored at (folder datasets are resized to it)"),
-        ("input_size", "side the model sees (the loader resizes batches)"),
-        ("mean", "per-channel normalisation mean, 0-1 scale (default: the training images')"),
-        ("std", "per-channel normalisation std, 0-1 scale (default: the training images')"),
-        ("crop_padding", "random-crop padding in pixels (0: no crops)"),
-        ("padding_mode", "how crops fill the border"),
-        ("flip", "horizontal flips: random, or alternate (each image flipped every other epoch)"),
-        ("cutout", "side of a square zeroed at a random place in each image (0: off)"),
-        ("early_crop_size", "train the first --early-crop-epochs on random windows of this side: cheaper steps, objects at their scale"),
-        ("early_crop_epochs", "epochs at the start trained on --early-crop-size windows"),
-    ]),
-    ("optimisation", [
-        ("epochs", "epochs to train (with --resume: extend the run to this many)"),
-        ("batch_size", "images per step over all processes together (under torchrun each takes an equal share)"),
-        ("optimizer", "optimizer; muon: Muon for the convolution filters, SGD for biases and classifier"),
-        ("lr", "peak learning rate"),
-        ("momentum", "SGD momentum"),
-        ("nesterov", "Nesterov momentum (SGD)"),
-        ("muon_lr", "muon: the filters' peak learning rate"),
-        ("muon_momentum", "muon: the filters' momentum"),
-        ("weight_decay", "weight decay"),
-        ("weight_decay_bn_bias", "also decay BatchNorm weights and biases"),
-        ("bn_bias_lr_scale", "learning-rate multiplier for BatchNorm biases"),
-        ("schedule", "learning-rate schedule, applied per step"),
-        ("milestones", "multistep: fractions of the run at which the lr is divided by 10"),
-        ("warmup_epochs", "linear warmup length in epochs (may be fractional)"),
-        ("label_smoothing", "label smoothing of the training loss"),
-        ("grad_clip", "clip the global gradient norm to this value"),
-        ("ema", "validate and export an exponential moving average of the weights"),
-        ("ema_decay", "EMA decay per step"),
-    ]),
-    ("evaluation", [
-        ("tta", "test-time augmentation for validation and test"),
-        ("evaluate_test", "evaluate the test split once, at the end, with the best weights"),
-    ]),
-    ("speed and reproducibility", [
-        ("device", "auto, cpu, cuda or cuda:N"),
-        ("amp", "mixed precision: auto is bf16 on CUDA and off on the CPU"),
-        ("channels_last", "channels-last memory format (faster convolutions)"),
-        ("compile", "torch.compile the model (slow start, faster steps)"),
-        ("sync_bn", "under torchrun: BatchNorm statistics over the global batch rather than each process's share"),
-        ("seed", "seed of every random choice (initialisation, split, augmentation)"),
-        ("deterministic", "deterministic kernels: bit-identical reruns, somewhat slower"),
-    ]),
-]
+METAVARS = {int: "N", float: "X"}
 
 
-def _add_setting(group: argparse._ArgumentGroup, key: str, help_text: str) -> None:
-    hint = str(TrainConfig.__annotations__[key])
-    options: dict[str, Any] = {"dest": key, "default": argparse.SUPPRESS, "help": help_text}
-    if hint == "bool":
+def setting_flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def _add_setting(group: argparse._ArgumentGroup, key: str) -> None:
+    metadata, kind = FIELDS[key].metadata, value_type(key)
+    options: dict[str, Any] = {"dest": key, "default": argparse.SUPPRESS, "help": metadata["help"].replace("%", "%%")}
+    if kind is bool:
         options["action"] = argparse.BooleanOptionalAction
-    elif hint.startswith("list"):
+    elif kind is list:
         options.update(type=float, nargs="+", metavar="X")
+    elif metadata["choices"]:
+        options.update(type=kind, choices=metadata["choices"])
     else:
-        options["type"] = int if hint.startswith("int") else float if hint.startswith("float") else str
-        if key in CHOICES:
-            options["choices"] = CHOICES[key]
-        else:
-            options["metavar"] = {"int": "N", "float": "X"}.get(options["type"].__name__, METAVARS.get(key, key.upper()))
-    group.add_argument("--" + key.replace("_", "-"), **options)
+        options.update(type=kind, metavar=metadata["metavar"] or METAVARS.get(kind, key.upper()))
+    group.add_argument(setting_flag(key), **options)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -117,14 +53,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="continue the run in this folder (or from this checkpoint) with its own settings")
     run.add_argument("--dist-timeout", metavar="SECONDS", type=float, default=600.0,
                      help="under torchrun: how long a process waits for the others before the job fails (default: 600)")
-    for title, settings in GROUPS:
-        group = parser.add_argument_group(title)
-        for key, help_text in settings:
-            _add_setting(group, key, help_text)
+    groups = {name: parser.add_argument_group(name) for name in GROUPS}
+    for key in KEYS:
+        if key != "preset":  # --preset, above, takes the recipes' names
+            _add_setting(groups[FIELDS[key].metadata["group"]], key)
 
 
 def run(args: argparse.Namespace) -> int:
-    flags = {key: value for key, value in vars(args).items() if key in KEYS}
+    flags = check_values({key: value for key, value in vars(args).items() if key in KEYS}, "the flags")
     if args.dist_timeout <= 0:
         raise UserError(f"--dist-timeout must be a positive number of seconds; got {args.dist_timeout:g}.")
     config, run_dir, resume = _resume(args, flags) if args.resume else _new_run(args, flags)
@@ -153,8 +89,8 @@ def _resume(args: argparse.Namespace, flags: dict[str, Any]) -> tuple[TrainConfi
         fixed.append("overwrite")
     if fixed:
         raise UserError(
-            f"--resume continues a run with its own settings, so --{fixed[0].replace('_', '-')} cannot be given; "
-            f"only {', '.join('--' + key.replace('_', '-') for key in RESUMABLE)} may change."
+            f"--resume continues a run with its own settings, so {setting_flag(fixed[0])} cannot be given; "
+            f"only {', '.join(setting_flag(key) for key in RESUMABLE)} may change."
         )
     path, run_dir = _checkpoint_and_run_dir(Path(args.resume))
     check_not_in_use(run_dir)

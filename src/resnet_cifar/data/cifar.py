@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from resnet_cifar.config import LABELS
 from resnet_cifar.data import Split
 from resnet_cifar.data.archive import download, extract, file_md5
 from resnet_cifar.data.safe_pickle import RefusedPickle, load_data_pickle
@@ -87,7 +88,7 @@ def read_cifar(name: str, data_dir: str | Path, splits: set[str], *, download_mi
     """
     release = RELEASES[name]
     release = dataclasses.replace(release, url=url or release.url, md5=md5 or release.md5)
-    if labels not in ("fine", "coarse") or (labels == "coarse" and release.coarse_key is None):
+    if labels not in LABELS or (labels == "coarse" and release.coarse_key is None):
         raise UserError(f"labels={labels!r} is not available for {name}; use 'fine'"
                         + (" or 'coarse'." if release.coarse_key else "."))
     folder = locate(release, Path(data_dir), download_missing)

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from resnet_cifar.config import DATASETS
 from resnet_cifar.data import Dataset, Split
-from resnet_cifar.data.cifar import RELEASES, read_cifar
+from resnet_cifar.data.cifar import read_cifar
 from resnet_cifar.data.folder import has_split, read_folder
 from resnet_cifar.errors import UserError
 
-DATASETS = (*RELEASES, "folder")
 SPLITS = ("train", "val", "test")
 
 

@@ -33,11 +33,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from resnet_cifar.config import FLIPS, PADDING_MODES
 from resnet_cifar.data import Split
 from resnet_cifar.errors import UserError
-
-FLIPS = ("none", "random", "alternate")
-PADDING_MODES = ("reflect", "zeros")
 
 # Independent random streams per (seed, epoch); the alternate-flip choice is fixed for the whole run.
 _EPOCH_STREAM = 0

@@ -1,5 +1,12 @@
-"""The ResNet model zoo: `create_model(name)` and `list_models()`."""
-from resnet_cifar.models.registry import count_parameters, create_model, list_models
+"""The ResNet model zoo: `create_model(name)` and `list_models()`.
+
+Importing a family module registers its networks; the order here is the order
+`list_models()` and `resnet-cifar models` show them in.
+"""
+from resnet_cifar.models import resnet, fast  # noqa: F401  (registers the networks)
+from resnet_cifar.models.network import Network
+from resnet_cifar.models.registry import count_parameters, create_model, list_models, model_entry, register_model
 from resnet_cifar.models.resnet import BasicBlock, Bottleneck, ResNet
 
-__all__ = ["BasicBlock", "Bottleneck", "ResNet", "count_parameters", "create_model", "list_models"]
+__all__ = ["BasicBlock", "Bottleneck", "Network", "ResNet", "count_parameters", "create_model", "list_models",
+           "model_entry", "register_model"]

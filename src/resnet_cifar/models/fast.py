@@ -15,9 +15,8 @@ Each PoolBlock widens with a 3x3 convolution, halves the resolution with a max-p
 convolution branch to that result: a genuine shortcut addition, where airbench
 relies on identity-initialised filters instead.
 
-The module names match `ResNet` (`conv1 bn1 maxpool layer1..3 fc`, `stage_names`,
-`forward_features`, `reset_classifier`) so the layer table, checkpoints and
-export treat both alike.
+It is a `Network` (stem, stages, head), so the layer table, recipe hooks,
+checkpoints and export treat it as they treat the ResNets.
 """
 from __future__ import annotations
 
@@ -27,7 +26,8 @@ import torch
 from torch import nn
 
 from resnet_cifar.errors import UserError
-from resnet_cifar.models.resnet import fresh_classifier
+from resnet_cifar.models.network import Network, check_num_classes
+from resnet_cifar.models.registry import register_model
 
 # 2x2 patches of 3 channels have 12 dimensions; the stem keeps each whitened
 # direction and its negative, so the GELU after it loses no information.
@@ -70,7 +70,7 @@ class PoolBlock(nn.Module):
         return x + self.act(self.bn2(self.conv2(x)))
 
 
-class FastResNet(nn.Module):
+class FastResNet(Network):
     """The stem, one PoolBlock per entry of `widths` (`layers` must be all ones), max-pool, classifier."""
 
     def __init__(
@@ -86,23 +86,19 @@ class FastResNet(nn.Module):
         super().__init__()
         if stem != "cifar":
             raise UserError(f"Unknown stem {stem!r} for this network: it is built for 32x32 images and has only the 'cifar' stem.")
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise UserError(f"num_classes must be a positive integer, got {num_classes!r}.")
+        check_num_classes(num_classes)
         if any(n != 1 for n in layers):
             raise ValueError(f"FastResNet has one block per stage; got layers={tuple(layers)}.")
-        self.stem = stem
+        # No BatchNorm after the stem: the whitened stem is normalised by construction.
         self.conv1 = nn.Conv2d(in_channels, 2 * in_channels * STEM_KERNEL**2, STEM_KERNEL, bias=True)
-        self.bn1 = nn.Identity()  # the whitened stem is normalised by construction
         self.act = nn.GELU()
-        self.maxpool = nn.Identity()
+        self.stem_description = f"conv{STEM_KERNEL}x{STEM_KERNEL}+gelu"
         in_planes = self.conv1.out_channels
-        self.stage_names: list[str] = []
         for index, planes in enumerate(widths):
-            name = f"layer{index + 1}"
-            setattr(self, name, nn.Sequential(block(in_planes, planes)))
-            self.stage_names.append(name)
+            self.add_stage(f"layer{index + 1}", nn.Sequential(block(in_planes, planes)))
             in_planes = planes
-        self.avgpool = nn.AdaptiveMaxPool2d(1)  # named like ResNet's; a max-pool is better for this short network
+        self.global_pool = nn.AdaptiveMaxPool2d(1)  # a max-pool is better than an average for this short network
+        self.head_description = "maxpool+fc"
         self.num_features = in_planes
         self.fc = nn.Linear(in_planes, num_classes, bias=False)
 
@@ -113,19 +109,18 @@ class FastResNet(nn.Module):
                 # (airbench: worth about a sixth of the epochs).
                 nn.init.dirac_(module.conv1.weight[: module.conv1.in_channels])
 
-    @property
-    def num_classes(self) -> int:
-        return self.fc.out_features
+    def stem_layers(self) -> list[nn.Module]:
+        return [self.conv1, self.act]
 
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the final layer with a freshly initialised one, e.g. to fine-tune on new classes."""
-        self.fc = fresh_classifier(self.fc, num_classes)
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.conv1(x))
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.act(self.bn1(self.conv1(x))))
-        for name in self.stage_names:
-            x = getattr(self, name)(x)
-        return torch.flatten(self.avgpool(x), 1)
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.global_pool(x), 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.forward_features(x)) * LOGIT_SCALE
+
+
+# The `fast` recipe's network: 8 weighted layers, airbench94's widths, residual blocks.
+register_model("fastresnet8", FastResNet, "fast", block=PoolBlock, layers=(1, 1, 1), widths=(64, 256, 256))

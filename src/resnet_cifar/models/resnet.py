@@ -16,9 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from resnet_cifar.config import STEMS
 from resnet_cifar.errors import UserError
+from resnet_cifar.models.network import Network, check_num_classes
+from resnet_cifar.models.registry import register_model
 
-STEMS = ("cifar", "imagenet")
 SHORTCUTS = ("A", "B")
 
 
@@ -28,14 +30,6 @@ def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
 
 def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_planes, out_planes, 1, stride=stride, bias=False)
-
-
-def fresh_classifier(old: nn.Linear, num_classes: int) -> nn.Linear:
-    """A newly initialised copy of `old` with `num_classes` outputs, on the same device and dtype."""
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise UserError(f"num_classes must be a positive integer, got {num_classes!r}.")
-    new = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
-    return new.to(device=old.weight.device, dtype=old.weight.dtype)
 
 
 class PadShortcut(nn.Module):
@@ -123,7 +117,7 @@ class Bottleneck(nn.Module):
         return self.relu(out + identity)
 
 
-class ResNet(nn.Module):
+class ResNet(Network):
     """A stem, one stage per entry of `layers` (the first at stride 1, the rest at 2), pooling, a classifier.
 
     stem="cifar" is a 3x3 stride-1 convolution without max-pooling, so a 32x32
@@ -148,26 +142,25 @@ class ResNet(nn.Module):
             raise UserError(f"Unknown stem {stem!r}; choose one of: {', '.join(STEMS)}.")
         if shortcut not in SHORTCUTS:
             raise UserError(f"Unknown shortcut {shortcut!r}; choose 'A' (zero-padded identity) or 'B' (1x1 projection).")
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise UserError(f"num_classes must be a positive integer, got {num_classes!r}.")
-        self.stem = stem
+        check_num_classes(num_classes)
+        self.stem_type = stem
         width = widths[0]
         if stem == "cifar":
             self.conv1 = conv3x3(in_channels, width)
             self.maxpool = nn.Identity()
+            self.stem_description = "conv3x3+bn+relu"
         else:
             self.conv1 = nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False)
             self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+            self.stem_description = "conv7x7/2+bn+relu+maxpool"
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
 
         self.in_planes = width
-        self.stage_names: list[str] = []
         for index, (blocks, planes) in enumerate(zip(layers, widths)):
-            name = f"layer{index + 1}"
-            setattr(self, name, self._make_layer(block, planes, blocks, 1 if index == 0 else 2, shortcut))
-            self.stage_names.append(name)
+            self.add_stage(f"layer{index + 1}", self._make_layer(block, planes, blocks, 1 if index == 0 else 2, shortcut))
         self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.head_description = "avgpool+fc"
         self.num_features = self.in_planes
         self.fc = nn.Linear(self.num_features, num_classes)
 
@@ -192,19 +185,31 @@ class ResNet(nn.Module):
             self.in_planes = planes * block.expansion
         return nn.Sequential(*stage)
 
-    @property
-    def num_classes(self) -> int:
-        return self.fc.out_features
+    def stem_layers(self) -> list[nn.Module]:
+        return [self.conv1, self.bn1, self.relu, self.maxpool]
 
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the final layer with a freshly initialised one, e.g. to fine-tune on new classes."""
-        self.fc = fresh_classifier(self.fc, num_classes)
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.maxpool(self.relu(self.bn1(self.conv1(x))))
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        for name in self.stage_names:
-            x = getattr(self, name)(x)
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
         return torch.flatten(self.avgpool(x), 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.forward_features(x))
+
+def _register_paper(depth: int) -> None:
+    # Section 4.2: depth 6n+2, three stages of n basic blocks with 16, 32 and 64 filters, option A shortcuts.
+    n = (depth - 2) // 6
+    register_model(f"resnet{depth}", ResNet, "paper CIFAR", stems=STEMS,
+                   block=BasicBlock, layers=(n, n, n), widths=(16, 32, 64), shortcut="A")
+
+
+def _register_imagenet(name: str, block: type[BasicBlock] | type[Bottleneck], layers: tuple[int, ...]) -> None:
+    register_model(name, ResNet, "ImageNet", stems=STEMS, block=block, layers=layers, widths=(64, 128, 256, 512))
+
+
+for _depth in (20, 32, 44, 56, 110, 1202):
+    _register_paper(_depth)
+_register_imagenet("resnet18", BasicBlock, (2, 2, 2, 2))
+_register_imagenet("resnet34", BasicBlock, (3, 4, 6, 3))
+_register_imagenet("resnet50", Bottleneck, (3, 4, 6, 3))
+_register_imagenet("resnet101", Bottleneck, (3, 4, 23, 3))
+_register_imagenet("resnet152", Bottleneck, (3, 8, 36, 3))

@@ -2,7 +2,8 @@
 
 FLOPs are counted by running the model under torch's FlopCounterMode, not typed
 in from a paper, so the table stays true when the code changes. torch counts a
-multiply-add as two FLOPs.
+multiply-add as two FLOPs. A model built on the meta device is counted without
+computing anything, which is how `resnet-cifar models` sizes the whole zoo in a moment.
 """
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from resnet_cifar.models.network import Network
 from resnet_cifar.models.registry import count_parameters
+
+
+def _example(model: nn.Module, input_size: int, in_channels: int) -> torch.Tensor:
+    device = next(model.parameters()).device
+    return torch.zeros(1, in_channels, input_size, input_size, device=device)
 
 
 def count_flops(model: nn.Module, input_size: int = 32, in_channels: int = 3) -> int:
@@ -21,7 +28,7 @@ def count_flops(model: nn.Module, input_size: int = 32, in_channels: int = 3) ->
     model.eval()
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        model(torch.zeros(1, in_channels, input_size, input_size))
+        model(_example(model, input_size, in_channels))
     model.train(was_training)
     return counter.get_total_flops()
 
@@ -34,31 +41,32 @@ class LayerRow:
     parameters: int
 
 
-def layer_table(model: nn.Module, input_size: int = 32, in_channels: int = 3) -> list[LayerRow]:
-    """One row for the stem, each residual block and the head, with the shape each one outputs."""
-    rows: list[LayerRow] = []
-    hooks = []
+def layer_table(model: Network, input_size: int = 32, in_channels: int = 3) -> list[LayerRow]:
+    """One row for the stem, each residual block and the head, with the shape each one outputs.
 
-    def record(stage: str, block: str, module: nn.Module) -> None:
-        def hook(_module, _inputs, output):
-            rows.append(LayerRow(stage, block, tuple(output.shape[1:]), count_parameters(module)))
+    The head's parameters are what the stem and the blocks leave over, so the rows always add up to the total.
+    """
+    stem = model.stem_layers()
+    parts = [("stem", model.stem_description, stem[-1])]
+    for name, stage in model.stages():
+        parts += [(name, f"{type(block).__name__} {index}", block) for index, block in enumerate(stage)]
+    parts.append(("head", model.head_description, model.fc))
+    shapes: dict[int, tuple[int, ...]] = {}
 
-        hooks.append(module.register_forward_hook(hook))
+    def record(module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
+        shapes[id(module)] = tuple(output.shape[1:])
 
-    stem = nn.ModuleList([model.conv1, model.bn1])
-    record("stem", "conv1+bn1+relu" + ("+maxpool" if not isinstance(model.maxpool, nn.Identity) else ""), model.maxpool)
-    for name in model.stage_names:
-        for index, block in enumerate(getattr(model, name)):
-            record(name, f"{type(block).__name__} {index}", block)
-    record("head", "avgpool+fc", model.fc)
+    hooks = [module.register_forward_hook(record) for _, _, module in parts]
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            model(torch.zeros(1, in_channels, input_size, input_size))
+            model(_example(model, input_size, in_channels))
     finally:
         for hook in hooks:
             hook.remove()
         model.train(was_training)
-    rows[0].parameters = count_parameters(stem)
-    return rows
+    counts = [sum(count_parameters(m) for m in stem)] + [count_parameters(m) for _, _, m in parts[1:-1]]
+    counts.append(count_parameters(model) - sum(counts))
+    return [LayerRow(stage, block, shapes[id(module)], count)
+            for (stage, block, module), count in zip(parts, counts)]

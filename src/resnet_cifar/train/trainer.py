@@ -129,7 +129,7 @@ def train(config: TrainConfig, run_dir: Path, *, resume: tuple[Path, dict[str, A
     progress.message(
         f"Training {config.model} ({count_parameters(model):,} parameters) on {config.dataset} "
         f"({len(dataset.train):,} train, {len(dataset.val) if dataset.val is not None else 0:,} val images) "
-        f"with preset {config.preset!r} on {device}{'' if dtype is None else f' ({str(dtype)[6:]})'}; run folder {run_dir}"
+        f"{f'with preset {config.preset!r} ' if config.preset else ''}on {device}{'' if dtype is None else f' ({str(dtype)[6:]})'}; run folder {run_dir}"
     )
     try:
         with StopRequest() as stop:

@@ -26,7 +26,7 @@ def test_round_trip_gives_an_inference_model(tmp_path):
     model = load_checkpoint(path)
     assert not model.training
     assert model.classes[3] == "cat"
-    assert model.preprocessing["input_size"] == 32
+    assert model.preprocessing.model_input_size == 32
     assert model.uses_ema is False
     expected = checkpoint_dict()["model"]
     assert all(torch.equal(value, expected[key]) for key, value in model.state_dict().items())

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from resnet_cifar.data import Loader, Split
+from resnet_cifar.data.preprocessing import Preprocessing
 from resnet_cifar.errors import UserError
 
-IDENTITY = {"mean": (0.0, 0.0, 0.0), "std": (1 / 255, 1 / 255, 1 / 255)}
+IDENTITY = {"preprocessing": Preprocessing(32, (0.0, 0.0, 0.0), (1 / 255, 1 / 255, 1 / 255))}
 
 
 def make_split(n: int = 64, side: int = 32, seed: int = 0) -> Split:
@@ -110,7 +111,7 @@ def test_alternate_flip_mirrors_each_image_the_other_way_on_the_next_epoch():
 def test_cutout_zeroes_a_square_after_normalisation():
     split = Split(torch.full((40, 3, 16, 16), 200, dtype=torch.uint8), torch.arange(40))
     loader = Loader(split, batch_size=20, device="cpu", train=True, cutout=6,
-                    mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+                    preprocessing=Preprocessing(16, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)))
     x, _ = collect(loader)
     expected = (200 / 255 - 0.5) / 0.25
     full_squares = 0
@@ -129,7 +130,7 @@ def test_cutout_zeroes_a_square_after_normalisation():
 def test_evaluation_keeps_order_every_sample_and_no_augmentation():
     split = make_split(70, side=8)
     loader = Loader(split, batch_size=32, device="cpu", train=False, crop_padding=4, flip="random", cutout=4,
-                    mean=(0.4, 0.5, 0.6), std=(0.2, 0.25, 0.3))
+                    preprocessing=Preprocessing(8, (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)))
     assert len(loader) == 3 and loader.num_samples == 70
     x, y = collect(loader)
     assert y.tolist() == list(range(70))
@@ -183,7 +184,8 @@ def test_distributed_ranks_get_disjoint_shares_that_cover_the_epoch(train):
 
 def test_layout_resize_and_dtype():
     split = make_split(8, side=32)
-    x, _ = next(Loader(split, batch_size=4, device="cpu", train=True, input_size=224, **IDENTITY).epoch(0))
+    resized = Preprocessing(32, (0.0, 0.0, 0.0), (1 / 255, 1 / 255, 1 / 255), input_size=224)
+    x, _ = next(Loader(split, batch_size=4, device="cpu", train=True, preprocessing=resized).epoch(0))
     assert x.shape == (4, 3, 224, 224) and x.dtype == torch.float32
     assert x.is_contiguous(memory_format=torch.channels_last)
     x, _ = next(Loader(split, batch_size=4, device="cpu", train=False, channels_last=False, **IDENTITY).epoch(0))

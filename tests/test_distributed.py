@@ -19,10 +19,11 @@ import torch.multiprocessing as mp
 from conftest import write_cifar10
 from resnet_cifar.cli import main
 from resnet_cifar.errors import UserError
-from resnet_cifar.train import distributed
-from resnet_cifar.train.distributed import check_batch_size, data_parallel, process_group
+from resnet_cifar.train.distributed import data_parallel, process_group
 from resnet_cifar.train.engine import Engine, EpochTotals
+from resnet_cifar.train.hooks import ShortLivedParameter
 from resnet_cifar.train.optim import Schedule
+from resnet_cifar.world import World
 
 # The cpu recipe's moving parts (Nesterov SGD, warmup, label smoothing, EMA, crops,
 # alternating flips); 150 training images in global batches of 30: five steps an epoch.
@@ -110,7 +111,7 @@ def stop_on_one_rank(rank: int, port: int, results) -> None:
     model = torch.nn.Linear(4, 2)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     engine = Engine(model, torch.nn.parallel.DistributedDataParallel(model), optimizer, Schedule("constant", 0.1, 100),
-                    torch.amp.GradScaler("cpu", enabled=False), None)
+                    torch.amp.GradScaler("cpu", enabled=False), None, world=World(rank, 2))
     totals = EpochTotals.zeros(torch.device("cpu"))
     batches = [(torch.randn(3, 4), torch.tensor([0, 1, 0]))] * 20
     finished = engine.train_epoch(batches, totals, should_stop=lambda: rank == 1 and engine.step >= 3,
@@ -153,10 +154,12 @@ def freeze_the_stem_bias_mid_run(rank: int, port: int, results) -> None:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     torch.manual_seed(0)
     model = Stem()
-    optimizer = torch.optim.SGD([{"params": [model.conv1.weight, *model.fc.parameters()]},
-                                 {"params": [model.conv1.bias], "stem_bias": True, "lr_scale": 1.0}], lr=0.1)
-    engine = Engine(model, data_parallel(model, torch.device("cpu"), params_may_freeze=True), optimizer,
-                    Schedule("constant", 0.1, 100, stem_bias_steps=2), torch.amp.GradScaler("cpu", enabled=False), None)
+    world = World(rank, 2)
+    bias = ShortLivedParameter(model.conv1.bias, peak_lr=0.1, weight_decay=0.0, steps=2)
+    optimizer = torch.optim.SGD([{"params": [model.conv1.weight, *model.fc.parameters()]}, *bias.param_groups()], lr=0.1)
+    engine = Engine(model, data_parallel(model, world, params_may_freeze=bias.may_freeze_parameters), optimizer,
+                    Schedule("constant", 0.1, 100), torch.amp.GradScaler("cpu", enabled=False), None, hooks=[bias],
+                    world=world)
     torch.manual_seed(rank)  # each rank its own batches
     batches = [(torch.randn(3, 3, 4, 4), torch.tensor([0, 1, 0])) for _ in range(6)]
     engine.train_epoch(batches, EpochTotals.zeros(torch.device("cpu")), should_stop=lambda: False,
@@ -172,11 +175,11 @@ def test_a_parameter_frozen_mid_run_does_not_stall_the_gradient_sync():
     torch.testing.assert_close(weight, weight_1)  # the gradients of the other parameters are still averaged
 
 
-def test_the_global_batch_must_split_evenly(monkeypatch):
-    monkeypatch.setattr(distributed, "world_size", lambda: 4)
-    assert check_batch_size(512) == 128
+def test_the_global_batch_must_split_evenly():
+    world = World(rank=1, size=4)
+    assert world.per_process_batch(512) == 128
     with pytest.raises(UserError, match="--batch-size 510 is the global batch .* pass a multiple of 4"):
-        check_batch_size(510)
+        world.per_process_batch(510)
 
 
 def test_processes_that_never_all_arrive_end_with_a_message(monkeypatch):

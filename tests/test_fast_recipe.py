@@ -16,12 +16,15 @@ from resnet_cifar.data import Loader
 from resnet_cifar.models import create_model
 from resnet_cifar.recipes import recipe_settings
 from resnet_cifar.train.flops import epoch_flops_per_image
+from resnet_cifar.data.preprocessing import Preprocessing
+from resnet_cifar.train.hooks import recipe_hooks
 from resnet_cifar.train.optim import Schedule, apply_schedule, build_optimizer, build_schedule
-from resnet_cifar.train.whitening import whiten_stem
+from resnet_cifar.train.whitening import whiten
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+PREPROCESSING = Preprocessing(32, MEAN, STD)
 
 
 def correlated_images(n: int = 200) -> torch.Tensor:
@@ -35,7 +38,7 @@ def correlated_images(n: int = 200) -> torch.Tensor:
 def test_whitened_stem_outputs_uncorrelated_unit_variance_features_and_is_frozen():
     model = create_model("fastresnet8")
     images = correlated_images()
-    whiten_stem(model.conv1, images, MEAN, STD)
+    whiten(model.conv1, PREPROCESSING.normalize(images))
     x = (images.float() / 255 - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
     with torch.no_grad():
         features = model.conv1(x)[:, :12].permute(0, 2, 3, 1).reshape(-1, 12)
@@ -49,7 +52,7 @@ def test_whitened_stem_outputs_uncorrelated_unit_variance_features_and_is_frozen
 
 def test_whitening_needs_a_stem_made_for_it():
     with pytest.raises(resnet_cifar.UserError, match="use a model such as fastresnet8"):
-        whiten_stem(create_model("resnet20").conv1, correlated_images(4), MEAN, STD)
+        whiten(create_model("resnet20").conv1, PREPROCESSING.normalize(correlated_images(4)))
 
 
 def test_batch_norm_biases_get_their_own_faster_group_with_the_same_decay_per_step():
@@ -72,22 +75,25 @@ def test_batch_norm_biases_get_their_own_faster_group_with_the_same_decay_per_st
 def test_the_stem_bias_learns_at_the_bias_rate_down_to_zero_then_freezes():
     """stem_bias_epochs: the whitened stem's bias has its own short linear decay, then leaves the graph."""
     model = create_model("fastresnet8")
-    model.conv1.weight.requires_grad_(False)  # as whiten_stem leaves it
     config = TrainConfig(model="fastresnet8", whiten_stem=True, stem_bias_epochs=2, epochs=10, lr=1.0,
                          weight_decay=1e-3, bn_bias_lr_scale=64.0, schedule="linear")
-    optimizer = build_optimizer(model, config)
+    [hook] = recipe_hooks(config, model, correlated_images(8), PREPROCESSING, steps_per_epoch=5)
+    assert not model.conv1.weight.requires_grad  # whitened, then frozen
+    optimizer = build_optimizer(model, config, hook.param_groups())
     schedule = build_schedule(config, steps_per_epoch=5)
-    stem = [g for g in optimizer.param_groups if g.get("stem_bias")]
+    stem = [g for g in optimizer.param_groups if any(p is model.conv1.bias for p in g["params"])]
     assert len(stem) == 1 and stem[0]["params"] == [model.conv1.bias]
     assert sum(p is model.conv1.bias for g in optimizer.param_groups for p in g["params"]) == 1
 
     assert apply_schedule(optimizer, schedule, 5) == pytest.approx(0.9)  # the base rate, a tenth of the way down
+    hook.before_step(optimizer, 5)
     assert stem[0]["lr"] == pytest.approx(32.0)  # half-way through its 10 steps, at 64x the base peak
     assert stem[0]["lr"] * stem[0]["weight_decay"] == pytest.approx(0.5 * 1e-3)
     assert model.conv1.bias.requires_grad
 
     model.conv1.bias.grad = torch.ones_like(model.conv1.bias)
     apply_schedule(optimizer, schedule, 10)
+    hook.before_step(optimizer, 10)
     assert stem[0]["lr"] == 0 and not model.conv1.bias.requires_grad and model.conv1.bias.grad is None
     model(torch.randn(2, 3, 32, 32)).sum().backward()
     assert model.conv1.bias.grad is None and model.layer1[0].conv1.weight.grad is not None

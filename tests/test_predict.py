@@ -13,6 +13,7 @@ from PIL import Image
 import resnet_cifar
 from checkpoints import CIFAR10_PREPROCESSING, write_checkpoint
 from resnet_cifar.cli import main
+from resnet_cifar.data.preprocessing import Preprocessing
 from resnet_cifar.inference import preprocess
 
 
@@ -69,7 +70,7 @@ def test_api_probabilities_match_the_model(model, images):
 
 def test_preprocessing_resizes_to_image_size_then_input_size():
     image = Image.fromarray(np.full((20, 30, 3), 128, dtype=np.uint8))
-    x = preprocess([image], {"image_size": 16, "input_size": 24, "mean": [0.5] * 3, "std": [0.25] * 3})
+    x = preprocess([image], Preprocessing(16, (0.5,) * 3, (0.25,) * 3, input_size=24))
     assert x.shape == (1, 3, 24, 24)
     assert torch.allclose(x, torch.full_like(x, (128 / 255 - 0.5) / 0.25), atol=1e-5)
 
@@ -78,7 +79,7 @@ def test_files_pil_images_and_tensors_are_resized_alike(images):
     path = images / "b.jpg"
     pil = Image.open(path)
     tensor = torch.from_numpy(np.array(pil.convert("RGB"))).permute(2, 0, 1)
-    batch = preprocess([path, pil, tensor], CIFAR10_PREPROCESSING)
+    batch = preprocess([path, pil, tensor], Preprocessing.from_dict(CIFAR10_PREPROCESSING))
     assert batch.shape == (3, 3, 32, 32)
     assert torch.equal(batch[0], batch[1]) and torch.equal(batch[0], batch[2])
 

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from resnet_cifar.config import TrainConfig
 from resnet_cifar.data import Loader, Split
+from resnet_cifar.data.preprocessing import Preprocessing
 from resnet_cifar.evaluation import evaluate
 from resnet_cifar.models import create_model
 from resnet_cifar.train.ema import EMA
@@ -37,7 +38,7 @@ def test_training_totals_are_weighted_by_sample():
         losses = torch.cat([F.cross_entropy(model(x), y, reduction="none") for x, y in batches])
     totals = EpochTotals.zeros(torch.device("cpu"))
     assert _engine(model).train_epoch(batches, totals, should_stop=lambda: False, on_check=lambda *_: None)
-    loss, _ = totals.read()
+    loss, _ = totals.mean_loss_and_accuracy()
     assert (totals.count, totals.batches) == (4, 2)
     assert loss == pytest.approx(losses.mean().item(), rel=1e-5)  # not the mean of the two batch means
     assert loss != pytest.approx((losses[:3].mean() + losses[3]).item() / 2, rel=1e-3)
@@ -55,13 +56,14 @@ def test_stop_request_ends_the_epoch_after_the_current_step():
 def test_non_finite_loss_is_reported():
     totals = EpochTotals(torch.tensor([math.nan, 1.0], dtype=torch.float64), count=2)
     with pytest.raises(NonFiniteLoss):
-        totals.read()
+        totals.mean_loss_and_accuracy()
 
 
 def test_evaluation_counts_every_sample_of_an_uneven_split():
     torch.manual_seed(0)
     split = Split(torch.randint(0, 256, (101, 3, 8, 8), dtype=torch.uint8), torch.randint(0, 10, (101,)))
-    loader = Loader(split, batch_size=50, device="cpu", mean=(0.5,) * 3, std=(0.25,) * 3, train=False)
+    loader = Loader(split, batch_size=50, device="cpu", preprocessing=Preprocessing(32, (0.5,) * 3, (0.25,) * 3),
+                    train=False)
     metrics = evaluate(create_model("resnet20"), loader.epoch(0), 10)
     assert metrics.count == 101
 
@@ -131,7 +133,7 @@ def test_bf16_autocast_on_the_cpu_trains():
     batches = [(torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 3]))] * 2
     totals = EpochTotals.zeros(torch.device("cpu"))
     assert engine.train_epoch(batches, totals, should_stop=lambda: False, on_check=lambda *_: None)
-    assert math.isfinite(totals.read()[0]) and model.fc.weight.dtype == torch.float32
+    assert math.isfinite(totals.mean_loss_and_accuracy()[0]) and model.fc.weight.dtype == torch.float32
 
 
 def test_first_signal_asks_to_stop_and_a_second_ctrl_c_stops_at_once():

@@ -26,12 +26,20 @@ from typing import Any
 import torch
 from torch import nn
 
+from resnet_cifar.data.preprocessing import Preprocessing
 from resnet_cifar.errors import UserError
 from resnet_cifar.models import create_model
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "model_name", "model_kwargs", "model", "classes", "preprocessing")
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+def model_description(model_name: str, model_kwargs: dict[str, Any], classes: list[str],
+                      preprocessing: Preprocessing) -> dict[str, Any]:
+    """The keys besides the weights that inference needs to rebuild and use a model."""
+    return {"format_version": FORMAT_VERSION, "model_name": model_name, "model_kwargs": dict(model_kwargs),
+            "classes": list(classes), "preprocessing": preprocessing.to_dict()}
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
@@ -122,7 +130,7 @@ def build_model(checkpoint: dict[str, Any], *, use_ema: bool = True) -> nn.Modul
     ema = checkpoint.get("ema") if use_ema else None
     load_model_state(model, ema if ema is not None else checkpoint["model"], f"checkpoint of {checkpoint['model_name']}")
     model.classes = list(checkpoint["classes"])
-    model.preprocessing = dict(checkpoint["preprocessing"])
+    model.preprocessing = Preprocessing.from_dict(checkpoint["preprocessing"])
     model.uses_ema = ema is not None
     return model
 

@@ -10,8 +10,6 @@ import csv
 from pathlib import Path
 
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 # Above this many classes the counts no longer fit in the cells.
 MAX_ANNOTATED_CLASSES = 20
@@ -28,6 +26,10 @@ def write_confusion_csv(confusion: torch.Tensor, classes: list[str], path: str |
 
 def plot_confusion(confusion: torch.Tensor, classes: list[str], path: str | Path, title: str) -> None:
     """Write a PNG of `confusion` (int [C, C], rows true classes) with `title` above it."""
+    # Imported here: matplotlib takes seconds to import, and only this picture needs it.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     n = len(classes)
     fractions = confusion.double() / confusion.sum(1, keepdim=True).clamp(min=1)
     side = min(max(6.0, 0.3 * n + 2.5), 32.0)

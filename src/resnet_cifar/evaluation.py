@@ -11,11 +11,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
 from resnet_cifar.config import TTA_MODES
+from resnet_cifar.world import World
 
 
 def tta_logits(model: nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Tensor:
@@ -78,13 +78,13 @@ def evaluate(
     *,
     tta: str = "none",
     amp_dtype: torch.dtype | None = None,
-    distributed: bool = False,
+    world: World | None = None,
 ) -> Metrics:
     """Loss, top-1/top-5 and the confusion matrix of `model` over normalised batches (x, y).
 
-    With distributed=True each process passes its own disjoint share of the split
-    and the totals are summed across processes, so the result covers the whole
-    split exactly once.
+    Under torchrun (`world` of several processes) each process passes its own
+    disjoint share of the split and the totals are summed across processes, so
+    the result covers the whole split exactly once.
     """
     was_training = model.training
     model.eval()
@@ -99,9 +99,9 @@ def evaluate(
         top = logits.topk(min(5, num_classes), dim=1).indices
         sums[1] += (top == y[:, None]).any(1).sum()
         confusion += torch.bincount(y * num_classes + logits.argmax(1), minlength=num_classes * num_classes)
-    if distributed and dist.is_initialized():
-        dist.all_reduce(confusion)
-        dist.all_reduce(sums)
+    if world is not None:
+        world.sum_(confusion)
+        world.sum_(sums)
     model.train(was_training)
     loss_sum, top5 = sums.tolist()
     return Metrics(confusion.view(num_classes, num_classes).cpu(), loss_sum, round(top5))

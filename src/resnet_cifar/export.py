@@ -31,18 +31,12 @@ TOLERANCE = 1e-4
 
 def metadata(model: nn.Module) -> dict[str, str]:
     """What a deployment needs to turn an image into the model's input, and its outputs into names."""
-    preprocessing = model.preprocessing
-    return {
-        "classes": json.dumps(list(model.classes)),
-        "image_size": json.dumps(int(preprocessing["image_size"])),
-        "input_size": json.dumps(int(preprocessing["input_size"])),
-        "mean": json.dumps([float(v) for v in preprocessing["mean"]]),
-        "std": json.dumps([float(v) for v in preprocessing["std"]]),
-    }
+    return {"classes": json.dumps(list(model.classes)),
+            **{key: json.dumps(value) for key, value in model.preprocessing.to_dict().items()}}
 
 
 def example_batch(model: nn.Module, batch_size: int) -> torch.Tensor:
-    size = int(model.preprocessing["input_size"])
+    size = model.preprocessing.model_input_size
     return torch.randn(batch_size, 3, size, size, generator=torch.Generator().manual_seed(batch_size))
 
 

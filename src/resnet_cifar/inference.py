@@ -1,24 +1,24 @@
 """Class probabilities for images, preprocessed exactly as the model's training data was.
 
-A checkpoint's `preprocessing` says how training saw its images: stored at
-`image_size` pixels a side, fed to the model at `input_size`, normalised by
-`mean`/`std`. Any picture is put through those same steps here, so a photo of
-any size gets the treatment a CIFAR image got during training.
+A checkpoint's `Preprocessing` says how training saw its images: stored at
+`image_size` pixels a side, normalised, fed to the model at its input size.
+Any picture is stored the way a dataset stores it, then put through that same
+object, so a photo of any size gets the treatment a CIFAR image got in training.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Union
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
 from resnet_cifar.data.folder import load_image
+from resnet_cifar.data.preprocessing import Preprocessing
 from resnet_cifar.errors import UserError
 
 ImageLike = Union[str, Path, Image.Image, torch.Tensor]
@@ -54,20 +54,12 @@ def _stored(image: ImageLike, size: int) -> torch.Tensor:
     return torch.from_numpy(np.asarray(image, dtype=np.uint8).transpose(2, 0, 1).copy())
 
 
-def preprocess(images: Sequence[ImageLike], preprocessing: dict[str, Any]) -> torch.Tensor:
-    """A normalised float32 batch [N, 3, input_size, input_size] on the CPU, as the training loader made them.
+def preprocess(images: Sequence[ImageLike], preprocessing: Preprocessing) -> torch.Tensor:
+    """A normalised float32 batch [N, 3, side, side] on the CPU, as the training loader made them.
 
     Tensors are taken as unnormalised RGB images, uint8 0-255 or float 0-1.
     """
-    size = int(preprocessing["image_size"])
-    x = torch.stack([_stored(image, size) for image in images]).float().div_(255)
-    mean = torch.tensor(preprocessing["mean"], dtype=torch.float32).view(1, 3, 1, 1)
-    std = torch.tensor(preprocessing["std"], dtype=torch.float32).view(1, 3, 1, 1)
-    x = (x - mean) / std
-    input_size = int(preprocessing["input_size"])
-    if input_size != size:
-        x = F.interpolate(x, size=(input_size, input_size), mode="bilinear", align_corners=False)
-    return x
+    return preprocessing(torch.stack([_stored(image, preprocessing.image_size) for image in images]))
 
 
 def _flatten(images: ImageLike | Iterable[ImageLike]) -> list[ImageLike]:

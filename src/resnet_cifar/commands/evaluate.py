@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     preprocessing = model.preprocessing
 
     dataset = load_dataset(data["dataset"], data["data_dir"], splits=(args.split,), val_split=data["val_split"],
-                           seed=data["seed"], image_size=preprocessing["image_size"], labels=data["labels"])
+                           seed=data["seed"], image_size=preprocessing.image_size, labels=data["labels"])
     if dataset.classes != model.classes:
         raise UserError(
             f"{args.checkpoint} was trained on {len(model.classes)} classes ({', '.join(model.classes[:3])}, ...) "
@@ -86,10 +86,7 @@ def run(args: argparse.Namespace) -> int:
     if split is None or len(split) == 0:
         raise UserError(f"The {args.split} split is empty (val_split {data['val_split']}); "
                         "choose another --split or pass --val-split N.")
-    input_size = preprocessing["input_size"]
-    loader = Loader(split, batch_size=args.batch_size, device=device, mean=preprocessing["mean"],
-                    std=preprocessing["std"], train=False,
-                    input_size=input_size if input_size != preprocessing["image_size"] else None)
+    loader = Loader(split, batch_size=args.batch_size, device=device, preprocessing=preprocessing, train=False)
     metrics = evaluate(model, loader.epoch(0), len(model.classes), tta=args.tta)
 
     report = {

@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = read_checkpoint(args.checkpoint)
     model = build_model(checkpoint).eval()
     difference = export(model, args.output, args.format)
-    size = model.preprocessing["input_size"]
+    size = model.preprocessing.model_input_size
     weights = "EMA weights" if model.uses_ema else "weights (no EMA in the checkpoint)"
     print(f"Wrote {args.output}: {checkpoint['model_name']} {weights} as {args.format}, "
           f"input [batch, 3, {size}, {size}] with any batch size, {len(model.classes)} classes.")

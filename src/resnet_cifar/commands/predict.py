@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_checkpoint(args.checkpoint, device=resolve_device(args.device))
     predictions: list[Prediction] = []
     failures = 0
-    image_size = model.preprocessing["image_size"]
+    image_size = model.preprocessing.image_size
     batch: list[tuple[Path, torch.Tensor]] = []
     for item in image_files(args.images):
         if isinstance(item, UserError):

@@ -14,7 +14,7 @@ from resnet_cifar.checkpoint import read_checkpoint
 from resnet_cifar.config import FIELDS, GROUPS, KEYS, RESUMABLE, TrainConfig, check_values, read_yaml, resolve, validate, value_type
 from resnet_cifar.errors import UserError
 from resnet_cifar.recipes import RECIPES, default_preset, recipe_settings
-from resnet_cifar.train.distributed import barrier, from_main_process, is_main_process, process_device, process_group
+from resnet_cifar.train.distributed import process_device, process_group
 from resnet_cifar.train.hardware import resolve_device
 from resnet_cifar.train.run_folder import check_not_in_use, prepare_new
 from resnet_cifar.train.trainer import train
@@ -64,12 +64,12 @@ def run(args: argparse.Namespace) -> int:
     if args.dist_timeout <= 0:
         raise UserError(f"--dist-timeout must be a positive number of seconds; got {args.dist_timeout:g}.")
     config, run_dir, resume = _resume(args, flags) if args.resume else _new_run(args, flags)
-    with process_group(process_device(config.device), args.dist_timeout):
-        run_dir = Path(from_main_process(str(run_dir)))  # a default name holds the time, which may differ by a second
-        if resume is None and is_main_process():
+    with process_group(process_device(config.device), args.dist_timeout) as world:
+        run_dir = Path(world.from_main(str(run_dir)))  # a default name holds the time, which may differ by a second
+        if resume is None and world.is_main:
             prepare_new(run_dir, args.overwrite)
-        barrier()  # the folder is ready before any rank goes on
-        return train(config, run_dir, resume=resume)
+        world.barrier()  # the folder is ready before any rank goes on
+        return train(config, run_dir, world, resume=resume)
 
 
 def _new_run(args: argparse.Namespace, flags: dict[str, Any]) -> tuple[TrainConfig, Path, None]:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from resnet_cifar.config import DATASETS
-from resnet_cifar.data import Dataset, Split
+from resnet_cifar.data.splits import Dataset, Split
 from resnet_cifar.data.cifar import read_cifar
 from resnet_cifar.data.folder import has_split, read_folder
 from resnet_cifar.errors import UserError

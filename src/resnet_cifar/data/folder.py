@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from resnet_cifar.data import Split
+from resnet_cifar.data.splits import Split
 from resnet_cifar.errors import UserError
 
 log = logging.getLogger(__name__)

@@ -9,10 +9,10 @@ tensor operations there (the airbench approach):
      source pixel it comes from (shifted, mirrored, reflected at the border or
      pointing at a black pixel for zero padding) and fetch them all at once;
      the output may be smaller than the image (`crop_size`);
-  2. the uint8 pixels become float32 and are normalised with mean/std;
+  2. the uint8 pixels become float32, normalised as the run's `Preprocessing` says;
   3. cutout zeroes a square per image (after normalisation, so the square
      takes the mean colour, as in DeVries & Taylor 2017);
-  4. an optional bilinear resize feeds models that expect larger inputs.
+  4. the preprocessing's resize feeds models that expect larger inputs.
 
 Pixels are stored packed, one int32 (R, G, B and a spare byte) per pixel, so the
 gather moves whole pixels rather than single bytes: about ten times faster on a
@@ -27,14 +27,14 @@ the device.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from resnet_cifar.config import FLIPS, PADDING_MODES
-from resnet_cifar.data import Split
+from resnet_cifar.data.splits import Split
+from resnet_cifar.data.preprocessing import Preprocessing
 from resnet_cifar.errors import UserError
 
 # Independent random streams per (seed, epoch); the alternate-flip choice is fixed for the whole run.
@@ -45,22 +45,19 @@ _FLIP_STREAM = 1
 class Loader:
     """Normalised float32 batches (x, y) of one split on `device`; see docs/architecture.md for the contract."""
 
-    def __init__(self, split: Split, *, batch_size: int, device: str | torch.device,
-                 mean: Sequence[float], std: Sequence[float], train: bool,
-                 crop_padding: int = 0, padding_mode: str = "reflect", flip: str = "none", cutout: int = 0,
-                 input_size: int | None = None, channels_last: bool = True, seed: int = 0,
-                 rank: int = 0, world_size: int = 1) -> None:
+    def __init__(self, split: Split, *, batch_size: int, device: str | torch.device, preprocessing: Preprocessing,
+                 train: bool, crop_padding: int = 0, padding_mode: str = "reflect", flip: str = "none", cutout: int = 0,
+                 channels_last: bool = True, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
         n, channels, height, width = split.images.shape
-        _check_settings(channels, height, width, batch_size, mean, std, crop_padding, padding_mode, flip, cutout,
-                        input_size, rank, world_size)
+        _check_settings(channels, height, width, batch_size, crop_padding, padding_mode, flip, cutout, rank, world_size)
         self.device = torch.device(device)
+        self.preprocessing = preprocessing
         self.batch_size = batch_size
         self.train = train
         self.crop_padding = crop_padding if train else 0
         self.padding_mode = padding_mode
         self.flip = flip if train else "none"
         self.cutout = cutout if train else 0
-        self.input_size = input_size
         self.channels_last = channels_last
         self.seed = seed % 2**64
         self.rank = rank
@@ -74,10 +71,7 @@ class Loader:
         packed[:-1, :3] = split.images.to(self.device).permute(0, 2, 3, 1).reshape(-1, 3)
         self._pixels = packed.view(torch.int32).view(-1)
         self._labels = split.labels.to(self.device)
-        # Normalisation (x / 255 - mean) / std as one multiply-add per channel.
-        std_t = torch.tensor(std, dtype=torch.float64)
-        self._scale = (1.0 / (255.0 * std_t)).to(torch.float32).view(1, 3, 1).to(self.device)
-        self._shift = (-torch.tensor(mean, dtype=torch.float64) / std_t).to(torch.float32).view(1, 3, 1).to(self.device)
+        self._scale, self._shift = preprocessing.scale_and_shift(self.device)  # normalisation as one multiply-add
         self._rows = torch.arange(height, device=self.device)
         self._cols = torch.arange(width, device=self.device)
         if self.train and len(self) == 0:
@@ -163,9 +157,7 @@ class Loader:
             in_cols = (out_cols >= left[:, None]) & (out_cols < left[:, None] + self.cutout)
             inside = in_rows[:, None, :, None].float() * in_cols[:, None, None, :].float()  # [B, 1, oh, ow]
             x.mul_(1.0 - inside)
-        if self.input_size and (self.input_size, self.input_size) != size:
-            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
-        x = x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+        x = self.preprocessing.resize(x).contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
         return x, self._labels[index]
 
 
@@ -175,15 +167,12 @@ def _reflect(positions: torch.Tensor, size: int) -> torch.Tensor:
     return torch.where(positions >= size, 2 * (size - 1) - positions, positions)
 
 
-def _check_settings(channels: int, height: int, width: int, batch_size: int, mean: Sequence[float],
-                    std: Sequence[float], crop_padding: int, padding_mode: str, flip: str, cutout: int,
-                    input_size: int | None, rank: int, world_size: int) -> None:
+def _check_settings(channels: int, height: int, width: int, batch_size: int, crop_padding: int, padding_mode: str,
+                    flip: str, cutout: int, rank: int, world_size: int) -> None:
     if channels != 3:
         raise UserError(f"The loader needs RGB images [N, 3, H, W], not {channels} channels.")
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, not {batch_size}.")
-    if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
-        raise UserError(f"mean and std need three values each, std positive; got mean={mean}, std={std}.")
     if flip not in FLIPS:
         raise UserError(f"flip must be one of {', '.join(FLIPS)}, not {flip!r}.")
     if padding_mode not in PADDING_MODES:
@@ -192,7 +181,5 @@ def _check_settings(channels: int, height: int, width: int, batch_size: int, mea
         raise UserError(f"crop_padding must be between 0 and {min(height, width) - 1} pixels, not {crop_padding}.")
     if cutout < 0:
         raise UserError(f"cutout must be 0 (off) or a square size in pixels, not {cutout}.")
-    if input_size is not None and input_size < 1:
-        raise UserError(f"input_size must be a positive number of pixels, not {input_size}.")
     if not 0 <= rank < world_size:
         raise UserError(f"rank {rank} is outside 0..{world_size - 1} for world_size {world_size}.")

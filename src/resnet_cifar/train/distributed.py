@@ -1,11 +1,11 @@
-"""Training on several processes under torchrun: which process this is, and the few collectives training needs.
+"""Training on several processes under torchrun: joining them, and the wrappers that keep them in step.
 
-A single-process run is rank 0 of 1, and every collective here is then a no-op.
-Under torchrun (WORLD_SIZE > 1) every process trains on its own share of each
+A single-process run is rank 0 of 1 (see `World`, which also holds the few
+collectives training needs). Under torchrun (WORLD_SIZE > 1) every process trains on its own share of each
 epoch (the Loader's rank/world_size) on its own device, cuda:LOCAL_RANK or the
 CPU, and DistributedDataParallel averages the gradients, so all ranks hold the
 same weights. Only rank 0 talks to the user and the disk: everything that
-writes goes through is_main_process().
+writes asks `world.is_main`.
 
 `--batch-size` is the global batch: each rank takes batch_size / world_size
 images per step. So a recipe means the same optimisation on any number of
@@ -28,18 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from resnet_cifar.errors import UserError
 from resnet_cifar.train.hardware import resolve_device
-
-
-def rank() -> int:
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-
-
-def world_size() -> int:
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
-def is_main_process() -> bool:
-    return rank() == 0
+from resnet_cifar.world import World
 
 
 def launched_world_size() -> int:
@@ -63,15 +52,16 @@ def process_device(name: str) -> torch.device:
 
 
 @contextmanager
-def process_group(device: torch.device, timeout_s: float) -> Iterator[None]:
-    """Join the other processes of a torchrun job for the duration of the block (nothing without torchrun).
+def process_group(device: torch.device, timeout_s: float) -> Iterator[World]:
+    """Join the other processes of a torchrun job for the duration of the block; yields this process's World
+    (rank 0 of 1 without torchrun).
 
     NCCL for GPUs, gloo for the CPU. `timeout_s` bounds every wait on another
     process, so a rank that hangs or never arrives ends the job with an error
     instead of stalling it forever.
     """
     if launched_world_size() == 1:
-        yield
+        yield World(device=device)
         return
     backend = "nccl" if device.type == "cuda" else "gloo"
     try:
@@ -81,65 +71,34 @@ def process_group(device: torch.device, timeout_s: float) -> Iterator[None]:
         raise UserError(f"Could not join the other {launched_world_size() - 1} process(es) of this torchrun job within "
                         f"--dist-timeout {timeout_s:g} s ({str(error).splitlines()[0]}); check that every node "
                         "was started with the same --rdzv-endpoint and --nnodes.") from error
-    if not is_main_process():  # rank 0 gives the same warnings about the data; errors still come from every rank
+    world = World(dist.get_rank(), dist.get_world_size(), device)
+    if not world.is_main:  # rank 0 gives the same warnings about the data; errors still come from every rank
         logging.getLogger("resnet_cifar").setLevel(logging.ERROR)
     try:
-        yield
+        yield world
     finally:
         dist.destroy_process_group()
 
 
-def barrier() -> None:
-    """Wait until every rank gets here, e.g. until rank 0 has written a file the others read."""
-    if world_size() > 1:
-        dist.barrier()
-
-
-def any_rank(flag: bool, device: torch.device) -> bool:
-    """Whether `flag` is true on any rank; every rank must ask at the same point."""
-    if world_size() == 1:
-        return flag
-    votes = torch.tensor([float(flag)], device=device)
-    dist.all_reduce(votes)
-    return votes.item() > 0
-
-
-def from_main_process(value: str) -> str:
-    """Rank 0's `value` on every rank."""
-    if world_size() == 1:
-        return value
-    values = [value]
-    dist.broadcast_object_list(values, src=0)
-    return values[0]
-
-
-def check_batch_size(batch_size: int) -> int:
-    """This rank's share of the global batch."""
-    if batch_size % world_size():
-        raise UserError(f"--batch-size {batch_size} is the global batch and must split evenly over {world_size()} "
-                        f"processes; pass a multiple of {world_size()}.")
-    return batch_size // world_size()
-
-
-def sync_batch_norm(model: nn.Module, device: torch.device) -> nn.Module:
+def sync_batch_norm(model: nn.Module, world: World) -> nn.Module:
     """`model` with every BatchNorm2d normalising over the global batch (all ranks' images together).
 
     On GPUs that is PyTorch's SyncBatchNorm; it does not run on the CPU, where
     CPUSyncBatchNorm does the same. The state_dict keys stay those of BatchNorm2d.
     """
-    if device.type == "cuda":
+    if world.device.type == "cuda":
         return nn.SyncBatchNorm.convert_sync_batchnorm(model)
     for name, child in model.named_children():
         if type(child) is nn.BatchNorm2d:
-            synced = CPUSyncBatchNorm(child.num_features, child.eps, child.momentum, child.affine,
+            synced = CPUSyncBatchNorm(world, child.num_features, child.eps, child.momentum, child.affine,
                                       child.track_running_stats)
             synced.load_state_dict(child.state_dict())
             if child.affine:
                 synced.weight.requires_grad_(child.weight.requires_grad)
                 synced.bias.requires_grad_(child.bias.requires_grad)
-            setattr(model, name, synced.to(child.weight.device if child.affine else device))
+            setattr(model, name, synced.to(child.weight.device if child.affine else world.device))
         else:
-            sync_batch_norm(child, device)
+            sync_batch_norm(child, world)
     return model
 
 
@@ -153,13 +112,18 @@ class CPUSyncBatchNorm(nn.BatchNorm2d):
     matches one process with the whole batch.
     """
 
+    def __init__(self, world: World, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.world = world
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or world_size() == 1:
+        rank, size = self.world.rank, self.world.size
+        if not self.training or size == 1:
             return super().forward(x)
         var, mean = torch.var_mean(x, dim=(0, 2, 3), unbiased=False)
         count = x.new_full((1,), x.numel() // x.size(1))
         mine = torch.cat([count, mean, var])[None]
-        everyone = _SumOverRanks.apply(F.pad(mine, (0, 0, rank(), world_size() - 1 - rank())))  # [world, 1 + 2C]
+        everyone = _SumOverRanks.apply(F.pad(mine, (0, 0, rank, size - 1 - rank)))  # [world, 1 + 2C]
         counts, means, variances = everyone[:, :1], everyone[:, 1:1 + x.size(1)], everyone[:, 1 + x.size(1):]
         total = counts.sum()
         mean = (counts * means).sum(0) / total
@@ -193,14 +157,15 @@ class _SumOverRanks(torch.autograd.Function):
         return total
 
 
-def data_parallel(model: nn.Module, device: torch.device, *, params_may_freeze: bool = False) -> nn.Module:
+def data_parallel(model: nn.Module, world: World, *, params_may_freeze: bool = False) -> nn.Module:
     """The DistributedDataParallel wrapper that averages gradients over the ranks (the model itself alone).
 
-    `params_may_freeze`: a parameter will stop taking part mid-run (stem_bias_epochs),
-    so DDP must look for parameters without gradients after each forward pass
-    instead of waiting for them forever.
+    `params_may_freeze`: a parameter will stop taking part mid-run (a recipe hook
+    freezes it), so DDP must look for parameters without gradients after each
+    forward pass instead of waiting for them forever.
     """
-    if world_size() == 1:
+    if not world.distributed:
         return model
+    device = world.device
     return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None,
                                    find_unused_parameters=params_may_freeze)

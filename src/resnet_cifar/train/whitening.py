@@ -1,4 +1,4 @@
-"""Patch-whitening initialisation of the first convolution (`whiten_stem: true`).
+"""Patch-whitening initialisation of a stem convolution (`whiten_stem: true`, applied by its recipe hook).
 
 Neighbouring pixels of natural images are strongly correlated, so a freshly
 initialised first layer spends its first epochs learning to decorrelate them.
@@ -10,8 +10,6 @@ Every direction appears twice, with both signs, so the activation after it
 loses nothing. The weights are then frozen; the bias still trains.
 """
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -26,9 +24,9 @@ SAMPLE_IMAGES = 5000
 EPS = 5e-4
 
 
-def whiten_stem(conv: nn.Conv2d, images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> None:
-    """Set `conv`'s weights to whiten the patches of uint8 `images` [N, C, H, W] (normalised with mean/std
-    on the 0-1 scale, as the loader feeds them) and freeze them."""
+def whiten(conv: nn.Conv2d, images: torch.Tensor) -> None:
+    """Set `conv`'s weights to whiten the patches of `images` [N, C, H, W], normalised as the loader feeds
+    them, on `conv`'s device, and freeze them."""
     channels = conv.in_channels
     kh, kw = conv.kernel_size
     dims = channels * kh * kw
@@ -37,10 +35,7 @@ def whiten_stem(conv: nn.Conv2d, images: torch.Tensor, mean: Sequence[float], st
             f"whiten_stem needs a first convolution with 2 x {dims} outputs (each whitened direction and its "
             f"negative), stride 1; this model's has {conv.out_channels} outputs: use a model such as fastresnet8."
         )
-    device = conv.weight.device
-    sample = images[:SAMPLE_IMAGES].to(device=device, dtype=torch.float32) / 255
-    sample = (sample - torch.tensor(mean, device=device).view(1, -1, 1, 1)) / torch.tensor(std, device=device).view(1, -1, 1, 1)
-    patches = sample.unfold(2, kh, 1).unfold(3, kw, 1)  # N, C, H', W', kh, kw
+    patches = images.unfold(2, kh, 1).unfold(3, kw, 1)  # N, C, H', W', kh, kw
     patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, dims)
     covariance = patches.T @ patches / len(patches)
     eigenvalues, eigenvectors = torch.linalg.eigh(covariance)

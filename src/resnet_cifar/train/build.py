@@ -1,0 +1,118 @@
+"""Build: everything a training run needs, made from its settings and the process it runs in.
+
+`build_run(config, world)` is the one place where a config turns into working
+parts: the machine settings, the dataset (or one passed in), the preprocessing,
+the loaders, the model with its recipe hooks, the optimizer, schedule and
+engine. The trainer, the FLOP count and the benchmarks all build through it, so
+what they measure is what a user trains.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from resnet_cifar.config import TrainConfig, train_crop_size
+from resnet_cifar.data import Dataset, Loader, Split, load_dataset
+from resnet_cifar.data.preprocessing import Preprocessing
+from resnet_cifar.models import Network, create_model, model_entry
+from resnet_cifar.pretrained import init_from_torchvision
+from resnet_cifar.train.distributed import data_parallel, sync_batch_norm
+from resnet_cifar.train.ema import EMA
+from resnet_cifar.train.engine import Engine
+from resnet_cifar.train.hardware import amp_dtype, configure
+from resnet_cifar.train.hooks import recipe_hooks
+from resnet_cifar.train.optim import build_optimizer, build_schedule
+from resnet_cifar.world import World
+
+
+@dataclass
+class Run:
+    config: TrainConfig
+    world: World
+    dataset: Dataset
+    preprocessing: Preprocessing
+    train_loader: Loader
+    val_loader: Loader | None
+    model: Network
+    model_kwargs: dict[str, Any]  # create_model's arguments besides the name: what a checkpoint rebuilds it from
+    engine: Engine
+
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        """The weights validation scores, best.pt selects and inference uses: the average when there is one."""
+        return self.engine.ema.module if self.engine.ema is not None else self.model
+
+    def train_batches(self, epoch: int, start_batch: int = 0):
+        """The training batches of `epoch` from `start_batch` on, at the epoch's crop size."""
+        return self.train_loader.epoch(epoch, start_batch=start_batch, crop_size=train_crop_size(self.config, epoch))
+
+    def eval_loader(self, split: Split) -> Loader:
+        """A loader of `split` for evaluation: this process's share, prepared as training's images are."""
+        return Loader(split, train=False, **_loader_options(self.config, self.world, self.preprocessing))
+
+
+def load_data(config: TrainConfig, world: World, splits: tuple[str, ...] = ("train", "val")) -> Dataset:
+    """The splits of the run's dataset; with --download rank 0 fetches it first and the others then find it."""
+    if config.download and not world.is_main:
+        world.barrier()
+    dataset = load_dataset(config.dataset, config.data_dir, splits=splits, val_split=config.val_split,
+                           seed=config.seed, download=config.download, image_size=config.image_size,
+                           labels=config.labels)
+    if config.download and world.is_main:
+        world.barrier()
+    return dataset
+
+
+def build_run(config: TrainConfig, world: World, dataset: Dataset | None = None, *, init_weights: bool = True) -> Run:
+    """Every part of a run of `config` in `world`, on the dataset given or the one the config names.
+
+    `init_weights`: start from --init-from's weights when given (False when a checkpoint's will replace them).
+    """
+    model_entry(config.model)  # an unknown name fails before the data is read
+    configure(world.device, config.seed, config.deterministic)
+    dataset = dataset if dataset is not None else load_data(config, world)
+    preprocessing = Preprocessing.for_run(config.image_size, config.input_size, config.mean, config.std,
+                                          dataset.mean, dataset.std)
+    options = _loader_options(config, world, preprocessing)
+    train_loader = Loader(dataset.train, train=True, crop_padding=config.crop_padding,
+                          padding_mode=config.padding_mode, flip=config.flip, cutout=config.cutout, **options)
+    val_loader = Loader(dataset.val, train=False, **options) if dataset.val is not None else None
+    model_kwargs: dict[str, Any] = {"num_classes": dataset.num_classes, "stem": config.stem}
+    if config.zero_init_residual:  # passed only when asked: not every network of the zoo has the option
+        model_kwargs["zero_init_residual"] = True
+    model = create_model(config.model, **model_kwargs)
+    if config.init_from and init_weights:
+        init_from_torchvision(model, config.init_from)
+    engine = _engine(config, world, model, dataset.train.images, preprocessing, len(train_loader))
+    return Run(config, world, dataset, preprocessing, train_loader, val_loader, engine.model, model_kwargs, engine)
+
+
+def memory_format(config: TrainConfig) -> torch.memory_format:
+    return torch.channels_last if config.channels_last else torch.contiguous_format
+
+
+def _loader_options(config: TrainConfig, world: World, preprocessing: Preprocessing) -> dict[str, Any]:
+    return dict(batch_size=world.per_process_batch(config.batch_size), device=world.device,
+                preprocessing=preprocessing, channels_last=config.channels_last, seed=config.seed,
+                rank=world.rank, world_size=world.size)
+
+
+def _engine(config: TrainConfig, world: World, model: Network, train_images: torch.Tensor,
+            preprocessing: Preprocessing, steps_per_epoch: int) -> Engine:
+    """The model on its device with the recipe's hooks, and the optimizer, schedule and wrappers that train it."""
+    model.to(world.device, memory_format=memory_format(config))
+    hooks = recipe_hooks(config, model, train_images, preprocessing, steps_per_epoch)
+    if config.sync_bn and world.distributed:  # before the optimizer and EMA take the BatchNorm layers' parameters
+        model = sync_batch_norm(model, world)
+    optimizer = build_optimizer(model, config, [group for hook in hooks for group in hook.param_groups()])
+    dtype = amp_dtype(config.amp, world.device)
+    # The module that runs forward passes: the model itself, or wrapped in DDP when there are several
+    # processes, then compiled when asked (compiling the DDP wrapper lets the compiler overlap the gradient sync).
+    forward = data_parallel(model, world, params_may_freeze=any(hook.may_freeze_parameters for hook in hooks))
+    forward = torch.compile(forward) if config.compile else forward
+    return Engine(model, forward, optimizer, build_schedule(config, steps_per_epoch),
+                  torch.amp.GradScaler(world.device.type, enabled=dtype == torch.float16), dtype,
+                  label_smoothing=config.label_smoothing, grad_clip=config.grad_clip,
+                  ema=EMA(model, config.ema_decay) if config.ema else None, hooks=hooks, world=world)

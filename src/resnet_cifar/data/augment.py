@@ -23,8 +23,8 @@ operations there. So the policies are split in two steps:
 The number of kernels per batch is therefore fixed (no grouping by draw, no
 loop over images), nothing is copied to or from the host and nothing waits for
 the device. On the CPU the results are bit-identical to torchvision's
-functional ops applied image by image with the same magnitudes (tested); the
-op list, magnitude ranges and AutoAugment's CIFAR-10 policy follow
+policies applying the same draws image by image (tested); the op list,
+magnitude ranges and AutoAugment's CIFAR-10 policy follow
 torchvision.transforms.v2 (`_auto_augment.py`).
 
 Random erasing (Zhong et al. 2017, torchvision's RandomErasing) works the same
@@ -44,27 +44,28 @@ from resnet_cifar.errors import UserError
 POLICIES = ("none", "autoaugment", "randaugment", "trivialaugment")
 MAGNITUDE_BINS = 31  # RandAugment's and TrivialAugmentWide's magnitude scale: bins 0..30
 
-# The operations, with the range their magnitude m spans over a policy's bins (bin k of K is
-# low + (high - low) * k / (K - 1)). "standard" is the space of AutoAugment (10 bins) and
-# RandAugment (31 bins), "wide" that of TrivialAugmentWide (31 bins); None: no magnitude.
-# Signed ops use -m for half the draws.
-#                standard          wide          signed   what m means
+# The operations, with the range their magnitude m spans over a policy's bins, spread as
+# torchvision spreads it: torch.linspace(low, high, bins) in float32 (so TrivialAugmentWide's
+# bin 15 shifts by 15.999999 pixels, truncated to 15, as there). "standard" is the space of
+# AutoAugment (10 bins) and RandAugment (31 bins), "wide" that of TrivialAugmentWide (31 bins);
+# None: no magnitude. Signed ops use -m for half the draws.
+#                 standard            wide           signed  what m means
 _OPS = {
-    "Identity":     (None,          None,          False),  # -
-    "ShearX":       ((0.0, 0.3),    (0.0, 0.99),   True),   # x moves by m * y, the top edge fixed
-    "ShearY":       ((0.0, 0.3),    (0.0, 0.99),   True),   # y moves by m * x, the left edge fixed
-    "TranslateX":   ((0.0, 150 / 331), (0.0, 32.0), True),  # shift right; see _translation
-    "TranslateY":   ((0.0, 150 / 331), (0.0, 32.0), True),  # shift down
-    "Rotate":       ((0.0, 30.0),   (0.0, 135.0),  True),   # degrees counter-clockwise about the centre
-    "Brightness":   ((0.0, 0.9),    (0.0, 0.99),   True),   # factor 1 + m against black
-    "Color":        ((0.0, 0.9),    (0.0, 0.99),   True),   # factor 1 + m against the image in grey
-    "Contrast":     ((0.0, 0.9),    (0.0, 0.99),   True),   # factor 1 + m against its mean grey level
-    "Sharpness":    ((0.0, 0.9),    (0.0, 0.99),   True),   # factor 1 + m against a 3x3 blur
-    "Posterize":    ((8.0, 4.0),    (8.0, 2.0),    False),  # bits kept per channel, rounded to whole bits
-    "Solarize":     ((1.0, 0.0),    (1.0, 0.0),    False),  # invert the pixels >= 255 * m
-    "AutoContrast": (None,          None,          False),  # stretch each channel to 0..255
-    "Equalize":     (None,          None,          False),  # equalise each channel's histogram
-    "Invert":       (None,          None,          False),  # 255 - pixel
+    "Identity":     (None,              None,           False),  # -
+    "ShearX":       ((0.0, 0.3),        (0.0, 0.99),    True),   # x moves by m * y, the top edge fixed
+    "ShearY":       ((0.0, 0.3),        (0.0, 0.99),    True),   # y moves by m * x, the left edge fixed
+    "TranslateX":   ((0.0, 150 / 331),  (0.0, 32.0),    True),   # pixels right; standard: a share of the width
+    "TranslateY":   ((0.0, 150 / 331),  (0.0, 32.0),    True),   # pixels down; standard: a share of the height
+    "Rotate":       ((0.0, 30.0),       (0.0, 135.0),   True),   # degrees counter-clockwise about the centre
+    "Brightness":   ((0.0, 0.9),        (0.0, 0.99),    True),   # factor 1 + m against black
+    "Color":        ((0.0, 0.9),        (0.0, 0.99),    True),   # factor 1 + m against the image in grey
+    "Contrast":     ((0.0, 0.9),        (0.0, 0.99),    True),   # factor 1 + m against its mean grey level
+    "Sharpness":    ((0.0, 0.9),        (0.0, 0.99),    True),   # factor 1 + m against a 3x3 blur
+    "Posterize":    ((8.0, 4.0),        (8.0, 2.0),     False),  # bits kept per channel, rounded to whole bits
+    "Solarize":     ((1.0, 0.0),        (1.0, 0.0),     False),  # invert the pixels >= 255 * m
+    "AutoContrast": (None,              None,           False),  # stretch each channel to 0..255
+    "Equalize":     (None,              None,           False),  # equalise each channel's histogram
+    "Invert":       (None,              None,           False),  # 255 - pixel
 }
 _OP_NAMES = tuple(_OPS)
 # RandAugment and TrivialAugmentWide draw uniformly from every op but Invert, which only
@@ -151,18 +152,18 @@ class AugmentPolicy:
                          for row in (op, magnitude_bin, rng.integers(0, 2, n))]).astype(np.int64)
 
     def magnitude_of(self, op: str, magnitude_bin: int, sign: int, height: int, width: int) -> float:
-        """The magnitude torchvision would pass to `op` for this draw (0 for ops without one)."""
+        """The magnitude torchvision's policy passes to `op` for this draw (0 for ops without one)."""
         standard, wide, signed = _OPS[op]
         span = wide if self.space == "wide" else standard
         if span is None:
             return 0.0
         low, high = span
-        m = low + (high - low) * magnitude_bin / (self.bins - 1)
+        if op in ("TranslateX", "TranslateY") and self.space == "standard":
+            # AutoAugment searched translations on 331-pixel images; the standard space scales them to the image.
+            high *= width if op == "TranslateX" else height
+        m = float(torch.linspace(low, high, self.bins)[magnitude_bin])
         if op == "Posterize":
             m = float(round(m))
-        elif op in ("TranslateX", "TranslateY") and self.space == "standard":
-            # AutoAugment searched translations on 331-pixel images; the standard space scales them to the image.
-            m *= width if op == "TranslateX" else height
         return -m if signed and sign else m
 
     def apply(self, images: torch.Tensor, plan: torch.Tensor) -> torch.Tensor:
@@ -353,35 +354,6 @@ def _sharpness_blur(x: torch.Tensor) -> torch.Tensor:
     blurred = x.clone()
     blurred[..., 1:-1, 1:-1] = total.div_(13).round_()
     return blurred
-
-
-def torchvision_op(images: torch.Tensor, op: str, m: float) -> torch.Tensor:
-    """`op` with magnitude m through torchvision.transforms.v2.functional, one draw for all of `images`.
-
-    This is how torchvision's policies apply a draw (nearest interpolation, black
-    fill): the reference the batched code is tested against.
-    """
-    if op == "Identity":
-        return images
-    if op in ("ShearX", "ShearY"):
-        shear = [math.degrees(math.atan(m)), 0.0] if op == "ShearX" else [0.0, math.degrees(math.atan(m))]
-        return TF.affine(images, angle=0.0, translate=[0, 0], scale=1.0, shear=shear, center=[0, 0])
-    if op in ("TranslateX", "TranslateY"):
-        translate = [int(m), 0] if op == "TranslateX" else [0, int(m)]
-        return TF.affine(images, angle=0.0, translate=translate, scale=1.0, shear=[0.0, 0.0])
-    calls = {
-        "Rotate": lambda: TF.rotate(images, angle=m),
-        "Brightness": lambda: TF.adjust_brightness(images, 1.0 + m),
-        "Color": lambda: TF.adjust_saturation(images, 1.0 + m),
-        "Contrast": lambda: TF.adjust_contrast(images, 1.0 + m),
-        "Sharpness": lambda: TF.adjust_sharpness(images, 1.0 + m),
-        "Posterize": lambda: TF.posterize(images, int(m)),
-        "Solarize": lambda: TF.solarize(images, 255.0 * m),
-        "AutoContrast": lambda: TF.autocontrast(images),
-        "Equalize": lambda: TF.equalize(images),
-        "Invert": lambda: TF.invert(images),
-    }
-    return calls[op]()
 
 
 # RandomErasing's box: its area a uniform share of the image within SCALE, its aspect ratio

@@ -218,7 +218,7 @@ class _Tables:
     weight: torch.Tensor        # float32 [K]
     degenerate: torch.Tensor    # int64 [K]: what the blend mixes in, one of _BLACK.._BLUR
     mask: torch.Tensor          # uint8 [K]: bits kept by Posterize
-    threshold: torch.Tensor     # int16 [K]: pixels at or above it are inverted
+    threshold: torch.Tensor     # int16 [K]: pixels at or above it are inverted (256: none)
     autocontrast: torch.Tensor  # bool [K]
     equalize: torch.Tensor      # bool [K]
 
@@ -301,9 +301,20 @@ def _apply_step(images: torch.Tensor, tables: _Tables, draw: torch.Tensor) -> to
     images = _warp(images, tables.warp[draw])
     images = _blend(images, tables.scale[draw], tables.weight[draw], tables.degenerate[draw])
     images = images & tables.mask[draw].view(per_image)
-    images = torch.where(images >= tables.threshold[draw].view(per_image), 255 - images, images)
-    images = torch.where(tables.autocontrast[draw].view(per_image), TF.autocontrast(images), images)
-    return torch.where(tables.equalize[draw].view(per_image), TF.equalize(images), images)
+    inverted = images >= tables.threshold[draw].view(per_image)
+    images = images ^ inverted.to(torch.uint8).mul_(255)  # x ^ 255 = 255 - x
+    images = _choose(tables.autocontrast[draw], TF.autocontrast(images), images)
+    return _choose(tables.equalize[draw], TF.equalize(images), images)
+
+
+def _choose(chosen: torch.Tensor, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    """`new` for the images where `chosen` [B] is true, else `old`.
+
+    For uint8 on the CPU, torch.where is ten times slower than this sum of products, which is exact:
+    one of its terms is always zero.
+    """
+    chosen = chosen.view(-1, 1, 1, 1)
+    return new * chosen + old * ~chosen
 
 
 def _warp(images: torch.Tensor, warp: torch.Tensor) -> torch.Tensor:
@@ -336,9 +347,9 @@ def _blend(images: torch.Tensor, scale: torch.Tensor, weight: torch.Tensor, dege
     x = images.float()
     grey = TF.rgb_to_grayscale(images).float()  # torchvision floors the grey level of uint8 images
     kind = degenerate.view(per_image)
-    mixed_in = torch.where(kind == _GREY, grey, 0.0)
-    mixed_in = torch.where(kind == _MEAN_GREY, grey.mean(dim=(1, 2, 3), keepdim=True), mixed_in)
-    mixed_in = torch.where(kind == _BLUR, _sharpness_blur(x) - x, mixed_in)
+    # At most one term is not zero: exact, and faster than torch.where on the CPU.
+    mixed_in = (grey * (kind == _GREY) + grey.mean(dim=(1, 2, 3), keepdim=True) * (kind == _MEAN_GREY)
+                + (_sharpness_blur(x) - x) * (kind == _BLUR))
     out = torch.addcmul(x * scale.view(per_image), mixed_in, weight.view(per_image))  # one rounding, as torch's add(alpha=)
     return out.clamp_(0, 255).to(torch.uint8)
 

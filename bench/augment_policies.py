@@ -109,7 +109,8 @@ def main() -> None:
         if name == "trivialaugment":
             variants["trivialaugment_grouped"] = grouped(policy, plan)
             head = slice(0, args.batch_size)
-            assert torch.equal(variants[name](images[head], head), variants["trivialaugment_grouped"](images[head], head))
+            ours, grouped_pixels = (variants[key](images[head], head) for key in (name, "trivialaugment_grouped"))
+            assert torch.equal(ours, grouped_pixels), "grouping by draw must give the same pixels"
     erasing = RandomErasing(0.5)
     erasing_plan = torch.from_numpy(erasing.plan(np.random.default_rng(1), n))
     variants["random_erasing"] = lambda batch, columns: erasing.apply(batch.float(), erasing_plan[:, columns])

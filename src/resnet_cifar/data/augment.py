@@ -350,7 +350,8 @@ def _blend(images: torch.Tensor, scale: torch.Tensor, weight: torch.Tensor, dege
     # At most one term is not zero: exact, and faster than torch.where on the CPU.
     mixed_in = (grey * (kind == _GREY) + grey.mean(dim=(1, 2, 3), keepdim=True) * (kind == _MEAN_GREY)
                 + (_sharpness_blur(x) - x) * (kind == _BLUR))
-    out = torch.addcmul(x * scale.view(per_image), mixed_in, weight.view(per_image))  # one rounding, as torch's add(alpha=)
+    # addcmul rounds once, as torchvision's add(..., alpha=) does.
+    out = torch.addcmul(x * scale.view(per_image), mixed_in, weight.view(per_image))
     return out.clamp_(0, 255).to(torch.uint8)
 
 
@@ -413,7 +414,7 @@ class RandomErasing:
         return torch.stack([top, left, box_h, box_w])
 
     def apply(self, x: torch.Tensor, plan: torch.Tensor) -> torch.Tensor:
-        """x (float [B, C, H, W], normalised) with each drawn box set to 0; `plan` is this batch's columns on x's device."""
+        """x (float [B, C, H, W], normalised) each drawn box zeroed; `plan`: this batch's columns, on x's device."""
         top, left, box_h, box_w = self.boxes(plan, x.shape[-2], x.shape[-1])[:, :, None]
         rows = torch.arange(x.shape[-2], device=x.device)
         cols = torch.arange(x.shape[-1], device=x.device)

@@ -130,7 +130,7 @@ def test_each_image_draws_for_itself():
     plan = policy.plan(np.random.default_rng(3), len(images))
     out = policy.apply(images, torch.from_numpy(plan))
     assert len(torch.unique(out.flatten(1), dim=0)) > 150
-    assert len(set(plan[0])) == 14
+    assert len(set(plan[0])) == 14 and set(plan[1]) == set(range(31)) and set(plan[2]) == {0, 1}
 
 
 def test_outputs_stay_in_the_batch_order_so_labels_still_match():
@@ -224,14 +224,17 @@ def test_random_erasing_with_p_1_erases_one_box_per_image(size):
     assert len({(top, left) for top, left, _, _ in boxes}) > 100  # boxes sit anywhere
 
 
-def test_random_erasing_leaves_an_image_alone_when_no_try_fits():
-    """torchvision's rule: after ERASING_TRIES boxes too large for the image, it gives up."""
+def test_random_erasing_takes_the_first_box_that_fits_and_gives_up_after_the_last():
+    """torchvision's rule: a box too large for the image is drawn again, up to ERASING_TRIES times."""
     erasing = RandomErasing(1.0)
     plan = erasing.plan(np.random.default_rng(2), 4)
-    plan[1:1 + ERASING_TRIES, 0] = 0.33
-    plan[1 + ERASING_TRIES:1 + 2 * ERASING_TRIES, 0] = ERASING_RATIO[1]  # every try taller than the image
+    areas, ratios = plan[1:1 + ERASING_TRIES], plan[1 + ERASING_TRIES:1 + 2 * ERASING_TRIES]
+    areas[:, :2], ratios[:, :2] = 0.33, ERASING_RATIO[1]  # images 0 and 1: every try taller than the image...
+    areas[1, 1], ratios[1, 1] = 0.25, 1.0  # ...but image 1's second: a 16 x 16 box
     boxes = erased_boxes(erasing.apply(torch.ones(4, 3, 32, 32), torch.from_numpy(plan)))
-    assert boxes[0] is None and all(box is not None for box in boxes[1:])
+    assert boxes[0] is None
+    assert boxes[1][2:] == (16, 16)
+    assert boxes[2] is not None and boxes[3] is not None
 
 
 def test_random_erasing_is_reproducible_and_resumable():

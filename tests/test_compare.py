@@ -39,7 +39,8 @@ def runs(tmp_path_factory):
     train("--data-dir", root / "data", "--epochs", 2, "--output", root / "short")
     train("--data-dir", root / "data", "--epochs", 3, "--lr", 0.1, "--output", root / "long")
     for seed in SEEDS:
-        train("--data-dir", root / "data", "--epochs", 2, "--seed", seed, "--output", seed_run_dir(root / "group", seed))
+        train("--data-dir", root / "data", "--epochs", 2, "--seed", seed,
+              "--output", seed_run_dir(root / "group", seed))
     train("--dataset", "cifar100", "--data-dir", root / "data100", "--epochs", 1, "--output", root / "cifar100")
     torch.set_num_threads(threads)
     return root
@@ -97,6 +98,15 @@ def test_runs_of_different_lengths_and_one_still_training(runs, tmp_path, capsys
     assert "lr" in report["differing_settings"] and "epochs" not in report["differing_settings"]
     assert report["runs"][1]["best_val_acc"] == summary(runs / "long")["best_val_acc"]
     assert (tmp_path / "out" / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_finished_run_being_extended_is_unfinished(runs, tmp_path):
+    extended = shutil.copytree(runs / "short", tmp_path / "extended")  # `train --resume --epochs 4` rewrote its config
+    config = yaml.safe_load((extended / "config.yaml").read_text())
+    (extended / "config.yaml").write_text(yaml.safe_dump({**config, "epochs": 4}))
+    run = read_run(extended)
+    assert not run.finished and run.epochs_done == 2
+    assert read_run(runs / "short").finished
 
 
 def test_group_summary_agrees_with_the_runs_own_summaries(runs):

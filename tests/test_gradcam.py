@@ -76,12 +76,14 @@ def test_every_network_of_the_zoo(name):
     x = torch.randn(2, 3, 32, 32)
     settle_batch_norm(model, torch.randn(8, 3, 32, 32))
     assert last_stage(model) is getattr(model, model.stage_names[-1])
+    trainable = [p.requires_grad for p in model.parameters()]
     maps, predicted, _ = grad_cam(model, x)
     assert maps.shape == (2, 32, 32) and torch.isfinite(maps).all()
     assert maps.min() >= 0 and maps.amax((1, 2)).tolist() == pytest.approx([1.0, 1.0])
     with torch.no_grad():
         assert torch.equal(predicted, model(x).argmax(1))
-    assert all(p.grad is None for p in model.parameters())  # explaining leaves the weights' gradients alone
+    assert all(p.grad is None for p in model.parameters())  # the weights are left as they were
+    assert [p.requires_grad for p in model.parameters()] == trainable
 
 
 def test_predict_explain_writes_one_overlay_per_readable_image(tmp_path, capsys):

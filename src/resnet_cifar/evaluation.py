@@ -161,7 +161,7 @@ def evaluate(
         predicted = logits.argmax(1)
         confidence = logits.softmax(1).amax(1)
         confusion += torch.bincount(y * num_classes + predicted, minlength=num_classes * num_classes)
-        # In float64, so a confidence exactly on a bin edge lands in the bin it closes.
+        # A float32 times 15 is exact in float64, so each confidence lands in the bin whose interval holds it.
         bins = (confidence.double() * CALIBRATION_BINS).ceil().long().clamp(1, CALIBRATION_BINS) - 1
         calibration.index_add_(1, bins, torch.stack([torch.ones_like(confidence), confidence,
                                                      (predicted == y).float()]).double())
@@ -179,6 +179,6 @@ def evaluate(
         dist.all_reduce(calibration)
     model.train(was_training)
     loss_sum, top5 = sums.tolist()
-    found = [Mistake(index, label, wrong, p) for p, (index, label, wrong) in zip(kept_confidence.tolist(), kept.tolist())
-             if p >= 0]
+    found = [Mistake(index, label, wrong, p)
+             for p, (index, label, wrong) in zip(kept_confidence.tolist(), kept.tolist()) if p >= 0]
     return Metrics(confusion.view(num_classes, num_classes).cpu(), loss_sum, round(top5), calibration.cpu(), found)

@@ -6,8 +6,10 @@ gradient dy/dA averaged over the grid; the map is the ReLU of that weighted sum,
 scaled to 0-1 and stretched to the input's size. The last stage is used because it
 is the last place the network still keeps a grid, and the most semantic one.
 
-A forward hook catches the activations; torch.autograd.grad then takes their
-gradient directly, which leaves the parameters' .grad untouched.
+A forward hook on the last stage catches its output and cuts the graph there: with
+the weights' requires_grad off for the pass, only the head after the last stage is
+recorded for the backward pass, so explaining a batch takes about the memory of
+predicting it, and the weights' .grad are never touched.
 """
 from __future__ import annotations
 
@@ -39,17 +41,26 @@ def grad_cam(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     another and one backward pass serves the whole batch.
     """
     caught: list[torch.Tensor] = []
-    hook = last_stage(model).register_forward_hook(lambda module, inputs, output: caught.append(output))
+
+    def cut(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+        caught.append(output.detach().requires_grad_())
+        return caught[-1].clone()  # a clone, so a head that works in place never writes into what was caught
+
+    hook = last_stage(model).register_forward_hook(cut)
+    flags = [p.requires_grad for p in model.parameters()]
     was_training = model.training
     model.eval()
     try:
+        for p in model.parameters():
+            p.requires_grad_(False)
         with torch.enable_grad():
-            # Asking for the input's gradient makes autograd record the graph even when every weight is frozen.
-            logits = model(x.detach().requires_grad_()).float()
+            logits = model(x.detach()).float()
             predicted = logits.argmax(1)
             (gradient,) = torch.autograd.grad(logits.gather(1, predicted[:, None]).sum(), caught[-1])
     finally:
         hook.remove()
+        for p, flag in zip(model.parameters(), flags):
+            p.requires_grad_(flag)
         model.train(was_training)
     activations = caught[-1].detach().float()
     weights = gradient.float().mean((2, 3), keepdim=True)

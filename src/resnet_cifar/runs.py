@@ -47,7 +47,7 @@ class Run:
 
     path: Path
     config: dict[str, Any]
-    rows: list[dict[str, float | None]]  # metrics.csv, one dict per epoch
+    rows: list[dict[str, float | None]]  # metrics.csv, one dict per epoch, at least one
     summary: dict[str, Any] | None  # summary.json; None while unfinished
 
     @property
@@ -56,7 +56,7 @@ class Run:
 
     @property
     def epochs_done(self) -> int:
-        return int(self.rows[-1]["epoch"]) if self.rows else 0
+        return int(self.rows[-1]["epoch"])
 
     def figure(self, key: str) -> float | None:
         """A figure of GROUP_FIGURES: summary.json's once finished, else what the epochs so far say.
@@ -69,8 +69,8 @@ class Run:
         seconds = [row.get("train_seconds") for row in self.rows]
         return {
             "best_val_acc": max(val) if val else None,
-            "final_val_acc": self.rows[-1].get("val_acc") if self.rows else None,
-            "train_seconds": sum(seconds) if seconds and None not in seconds else None,
+            "final_val_acc": self.rows[-1].get("val_acc"),
+            "train_seconds": sum(seconds) if None not in seconds else None,  # older runs lack the column
             "images_per_second": None,
         }[key]
 
@@ -90,6 +90,8 @@ def read_run(path: Path) -> Run:
     config = _read_yaml(path / "config.yaml") if (path / "config.yaml").is_file() else {}
     rows = _read_metrics(path / "metrics.csv")
     summary = _read_json(path / "summary.json") if (path / "summary.json").is_file() else None
+    if summary is not None and summary.get("epochs") != config.get("epochs", summary.get("epochs")):
+        summary = None  # being extended by `train --resume --epochs N`: the summary is of the earlier end
     return Run(path, config, rows, summary)
 
 

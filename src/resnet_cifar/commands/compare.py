@@ -89,8 +89,10 @@ class Entry:
         """The name in the picture's legend, marking what is not a plain finished run."""
         if self.group is not None:
             return f"{self.name} (mean ± std, {self.status})"
-        run = self.runs[0]
-        return self.name if run.finished else f"{self.name} (unfinished: {run.epochs_done} of {run.config.get('epochs', '?')} epochs)"
+        only = self.runs[0]
+        if only.finished:
+            return self.name
+        return f"{self.name} (unfinished: {only.epochs_done} of {only.config.get('epochs', '?')} epochs)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -136,9 +138,9 @@ def check_same_classes(entries: list[Entry]) -> None:
     for name, classes in known[1:]:
         first, first_classes = known[0]
         if classes != first_classes:
-            raise UserError(f"{first} was trained on {len(first_classes)} classes ({', '.join(first_classes[:3])}, ...) "
-                            f"but {name} on {len(classes)} ({', '.join(classes[:3])}, ...); "
-                            "compare runs of the same classes.")
+            raise UserError(f"{first} was trained on {len(first_classes)} classes "
+                            f"({', '.join(first_classes[:3])}, ...) but {name} on {len(classes)} "
+                            f"({', '.join(classes[:3])}, ...); compare runs of the same classes.")
 
 
 def differing_settings(entries: list[Entry]) -> list[str]:
@@ -168,8 +170,7 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         for row in rows:
-            writer.writerow({key: "" if value is None else " ".join(map(str, value)) if isinstance(value, list)
-                             else value for key, value in row.items()})
+            writer.writerow({key: "" if value is None else _text(value) for key, value in row.items()})
 
 
 def print_table(entries: list[Entry], differing: list[str]) -> None:
@@ -182,9 +183,8 @@ def print_table(entries: list[Entry], differing: list[str]) -> None:
 
 def cells(entry: Entry, differing: list[str]) -> list[str]:
     settings = dict(entry.settings)
-    run = entry.runs[0]
-    if entry.group is None and not run.finished:
-        settings["epochs"] = f"{run.epochs_done}/{settings.get('epochs', '?')}"
+    if entry.group is None and not entry.runs[0].finished:
+        settings["epochs"] = f"{entry.runs[0].epochs_done}/{settings.get('epochs', '?')}"
     figures = [_format(key, *entry.figure(key)) for key in GROUP_FIGURES]
     return [entry.name, entry.status, *(_text(settings.get(key)) for key in SHOWN), *figures,
             *(_text(settings.get(key)) for key in differing)]

@@ -14,7 +14,7 @@ import sys
 from resnet_cifar.errors import UserError
 
 # Listed in the order `resnet-cifar --help` shows them.
-COMMANDS = ("models", "train", "evaluate", "predict", "export")
+COMMANDS = ("models", "train", "evaluate", "predict", "export", "compare")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,12 +3,13 @@
 The tutorial this project replaces averaged per-batch losses (so a short last
 batch weighed as much as a full one) and counted accuracy on whatever the loop
 happened to see. Here the totals are accumulated on the device as a confusion
-matrix, a summed loss and a top-5 count; all figures derive from those.
+matrix, a summed loss, a top-5 count and the calibration bins (and, when asked,
+the most confident mistakes); all figures derive from those.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +17,9 @@ from torch import nn
 
 from resnet_cifar.config import TTA_MODES
 from resnet_cifar.world import World
+
+# Equal-width confidence bins of the expected calibration error: the 15 of Guo et al. 2017, which most papers report.
+CALIBRATION_BINS = 15
 
 
 def tta_logits(model: nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Tensor:
@@ -41,12 +45,26 @@ def tta_logits(model: nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Te
 
 
 @dataclass
+class Mistake:
+    """A misclassified image: its position among the evaluated images, in the order the batches came."""
+
+    index: int
+    label: int
+    predicted: int
+    probability: float  # the predicted class's
+
+
+@dataclass
 class Metrics:
     """Totals over a whole split; rows of `confusion` are true classes, columns predictions."""
 
     confusion: torch.Tensor  # int64 [C, C], on the CPU
     loss_sum: float
     top5_correct: int
+    # float64 [3, CALIBRATION_BINS] on the CPU: images, summed confidence and correct predictions per
+    # confidence bin, bin m holding confidences in ((m - 1) / bins, m / bins].
+    calibration: torch.Tensor = field(default_factory=lambda: torch.zeros(3, CALIBRATION_BINS, dtype=torch.float64))
+    mistakes: list[Mistake] = field(default_factory=list)  # most confident first
 
     @property
     def count(self) -> int:
@@ -69,6 +87,39 @@ class Metrics:
         totals = self.confusion.sum(1).clamp(min=1)
         return (self.confusion.diagonal().double() / totals).tolist()
 
+    @property
+    def per_class_recall(self) -> list[float]:
+        """The share of each class's images found: the same as its accuracy."""
+        return self.per_class_accuracy
+
+    @property
+    def per_class_precision(self) -> list[float]:
+        """The share of each class's predictions that are right; 0 for a class never predicted."""
+        predicted = self.confusion.sum(0).clamp(min=1)
+        return (self.confusion.diagonal().double() / predicted).tolist()
+
+    @property
+    def per_class_f1(self) -> list[float]:
+        """Harmonic mean of precision and recall; 0 where both are 0."""
+        return [2 * p * r / (p + r) if p + r else 0.0 for p, r in zip(self.per_class_precision, self.per_class_recall)]
+
+    @property
+    def ece(self) -> float:
+        """Expected calibration error: the gap between accuracy and mean confidence, weighted by each bin's images."""
+        images, confidence, correct = self.calibration
+        return float((correct - confidence).abs().sum()) / max(self.count, 1)
+
+    @property
+    def reliability(self) -> dict[str, list]:
+        """Per confidence bin: its upper edge, images, mean confidence and accuracy (None for an empty bin)."""
+        images, confidence, correct = self.calibration.tolist()
+        return {
+            "upper_edge": [(m + 1) / len(images) for m in range(len(images))],
+            "images": [round(n) for n in images],
+            "confidence": [c / n if n else None for c, n in zip(confidence, images)],
+            "accuracy": [k / n if n else None for k, n in zip(correct, images)],
+        }
+
 
 @torch.inference_mode()
 def evaluate(
@@ -79,18 +130,28 @@ def evaluate(
     tta: str = "none",
     amp_dtype: torch.dtype | None = None,
     world: World | None = None,
+    mistakes: int = 0,
 ) -> Metrics:
-    """Loss, top-1/top-5 and the confusion matrix of `model` over normalised batches (x, y).
+    """Loss, top-1/top-5, the confusion matrix and calibration of `model` over normalised batches (x, y).
 
     Under torchrun (`world` of several processes) each process passes its own
     disjoint share of the split and the totals are summed across processes, so
-    the result covers the whole split exactly once.
+    the result covers the whole split exactly once. `mistakes` > 0 also keeps that many of the most confident
+    misclassified images (single process only: their positions are in this
+    process's order of batches).
     """
+    if mistakes and world is not None and world.distributed:
+        raise ValueError("evaluate() keeps mistakes in a single process only; pass mistakes=0 with several processes.")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     confusion = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=device)
     sums = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, top-5 hits
+    calibration = torch.zeros(3, CALIBRATION_BINS, dtype=torch.float64, device=device)
+    # The most confident mistakes so far: confidence, and (position, label, prediction) as rows.
+    kept_confidence = torch.zeros(0, device=device)
+    kept = torch.zeros(0, 3, dtype=torch.int64, device=device)
+    seen = 0
     for x, y in batches:
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             logits = tta_logits(model, x, tta)
@@ -98,10 +159,26 @@ def evaluate(
         sums[0] += F.cross_entropy(logits, y, reduction="sum")
         top = logits.topk(min(5, num_classes), dim=1).indices
         sums[1] += (top == y[:, None]).any(1).sum()
-        confusion += torch.bincount(y * num_classes + logits.argmax(1), minlength=num_classes * num_classes)
+        predicted = logits.argmax(1)
+        confidence = logits.softmax(1).amax(1)
+        confusion += torch.bincount(y * num_classes + predicted, minlength=num_classes * num_classes)
+        # A float32 times 15 is exact in float64, so each confidence lands in the bin whose interval holds it.
+        bins = (confidence.double() * CALIBRATION_BINS).ceil().long().clamp(1, CALIBRATION_BINS) - 1
+        calibration.index_add_(1, bins, torch.stack([torch.ones_like(confidence), confidence,
+                                                     (predicted == y).float()]).double())
+        if mistakes:
+            # Right answers get -1, so they can only be kept while there are too few mistakes; dropped at the end.
+            positions = torch.arange(seen, seen + len(y), device=device)
+            candidates = torch.cat([kept_confidence, torch.where(predicted == y, -1.0, confidence)])
+            rows = torch.cat([kept, torch.stack([positions, y, predicted], 1)])
+            order = candidates.topk(min(mistakes, len(candidates))).indices
+            kept_confidence, kept = candidates[order], rows[order]
+        seen += len(y)
     if world is not None:
-        world.sum_(confusion)
-        world.sum_(sums)
+        for totals in (confusion, sums, calibration):
+            world.sum_(totals)
     model.train(was_training)
     loss_sum, top5 = sums.tolist()
-    return Metrics(confusion.view(num_classes, num_classes).cpu(), loss_sum, round(top5))
+    found = [Mistake(index, label, wrong, p)
+             for p, (index, label, wrong) in zip(kept_confidence.tolist(), kept.tolist()) if p >= 0]
+    return Metrics(confusion.view(num_classes, num_classes).cpu(), loss_sum, round(top5), calibration.cpu(), found)

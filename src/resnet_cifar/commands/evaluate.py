@@ -1,4 +1,5 @@
-"""`resnet-cifar evaluate CHECKPOINT`: accuracy, loss, per-class accuracy and the confusion matrix of a split.
+"""`resnet-cifar evaluate CHECKPOINT`: accuracy, loss, calibration, per-class figures, the confusion matrix
+and the most confident mistakes of a split.
 
 Settings come from, in order: the flags, the training run's config stored in the
 checkpoint, the training defaults. That is what makes `--split val` the very
@@ -13,6 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from resnet_cifar.checkpoint import build_model, read_checkpoint
 from resnet_cifar.config import DATASETS, TTA_MODES
 from resnet_cifar.config import default as training_default
@@ -20,10 +23,14 @@ from resnet_cifar.confusion import plot_confusion, write_confusion_csv
 from resnet_cifar.data import Loader, load_dataset
 from resnet_cifar.data.dataset import SPLITS
 from resnet_cifar.errors import UserError
-from resnet_cifar.evaluation import Metrics, evaluate
+from resnet_cifar.evaluation import CALIBRATION_BINS, Metrics, evaluate
+from resnet_cifar.pictures import plot_mistakes, plot_reliability
 from resnet_cifar.train.hardware import resolve_device
 
-HELP = "measure a checkpoint on a dataset split: accuracy, per-class accuracy, confusion matrix"
+HELP = ("measure a checkpoint on a dataset split: accuracy, calibration, per-class figures, confusion matrix, "
+        "confident mistakes")
+# The most confident mistakes shown in mistakes.png: a 4 x 4 grid.
+MISTAKES = 16
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"test-time augmentation: {', '.join(TTA_MODES)} "
                              "(a bare --tta means flip; default none)")
     parser.add_argument("--output", type=Path, metavar="DIR",
-                        help="write evaluation.json, confusion.csv and confusion.png into DIR")
+                        help="write evaluation.json, confusion.csv, confusion.png, reliability.png and mistakes.png "
+                             "into DIR")
     parser.add_argument("--batch-size", type=int, default=256, metavar="N",
                         help="images per forward pass (default 256)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
@@ -87,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"The {args.split} split is empty (val_split {data['val_split']}); "
                         "choose another --split or pass --val-split N.")
     loader = Loader(split, batch_size=args.batch_size, device=device, preprocessing=preprocessing, train=False)
-    metrics = evaluate(model, loader.epoch(0), len(model.classes), tta=args.tta)
+    metrics = evaluate(model, loader.epoch(0), len(model.classes), tta=args.tta, mistakes=MISTAKES)
 
     report = {
         "checkpoint": str(args.checkpoint),
@@ -104,11 +112,19 @@ def run(args: argparse.Namespace) -> int:
         "loss": metrics.loss,
         "classes": model.classes,
         "per_class_accuracy": dict(zip(model.classes, metrics.per_class_accuracy)),
+        "per_class_precision": dict(zip(model.classes, metrics.per_class_precision)),
+        "per_class_recall": dict(zip(model.classes, metrics.per_class_recall)),
+        "per_class_f1": dict(zip(model.classes, metrics.per_class_f1)),
         "confusion": metrics.confusion.tolist(),
+        "ece": metrics.ece,
+        "calibration": {"bins": CALIBRATION_BINS, **metrics.reliability},
+        # index: the image's position in the split (an evaluation loader keeps the split's order).
+        "mistakes": [{"index": m.index, "true": model.classes[m.label], "predicted": model.classes[m.predicted],
+                      "probability": m.probability} for m in metrics.mistakes],
     }
     print_report(report, metrics)
     if args.output:
-        write_files(report, metrics, args.output)
+        write_files(report, metrics, args.output, split.images[[m.index for m in metrics.mistakes]])
     return 0
 
 
@@ -122,10 +138,11 @@ def print_report(report: dict[str, Any], metrics: Metrics) -> None:
     print(f"top-1 accuracy  {report['top1']:7.2%}")
     print(f"top-5 accuracy  {report['top5']:7.2%}")
     print(f"loss            {report['loss']:7.4f}")
+    print(f"ECE             {report['ece']:7.2%}  (expected calibration error, {CALIBRATION_BINS} bins)")
     print()
     classes = report["classes"]
     width = max(len("class"), *(len(name) for name in classes))
-    print(f"{'class':<{width}}  {'images':>6}  {'accuracy':>8}  most often mistaken for")
+    print(f"{'class':<{width}}  {'images':>6}  {'accuracy':>8}  {'precision':>9}  {'F1':>6}  most often mistaken for")
     confusion = metrics.confusion
     for index, name in enumerate(classes):
         row = confusion[index].clone()
@@ -133,14 +150,18 @@ def print_report(report: dict[str, Any], metrics: Metrics) -> None:
         row[index] = -1
         worst = int(row.argmax())
         mistaken = f"{classes[worst]} ({int(row[worst]) / max(total, 1):.1%})" if row[worst] > 0 else "-"
-        print(f"{name:<{width}}  {total:>6}  {report['per_class_accuracy'][name]:>8.2%}  {mistaken}")
+        print(f"{name:<{width}}  {total:>6}  {report['per_class_accuracy'][name]:>8.2%}  "
+              f"{report['per_class_precision'][name]:>9.2%}  {report['per_class_f1'][name]:>6.3f}  {mistaken}")
 
 
-def write_files(report: dict[str, Any], metrics: Metrics, output: Path) -> None:
+def write_files(report: dict[str, Any], metrics: Metrics, output: Path, mistake_images: torch.Tensor) -> None:
+    """The report's files; `mistake_images` (uint8 [N, 3, H, W]) are the images of report["mistakes"], in order."""
     output.mkdir(parents=True, exist_ok=True)
     (output / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
     write_confusion_csv(metrics.confusion, report["classes"], output / "confusion.csv")
-    title = (f"{report['model']} on the {report['dataset']} {report['split']} split\n"
-             f"{report['top1']:.2%} top-1, {report['images']} images")
+    split = f"{report['model']} on the {report['dataset']} {report['split']} split"
+    title = f"{split}\n{report['top1']:.2%} top-1, {report['images']} images"
     plot_confusion(metrics.confusion, report["classes"], output / "confusion.png", title)
-    print(f"\nWrote evaluation.json, confusion.csv and confusion.png to {output}")
+    plot_reliability(report["calibration"], report["ece"], output / "reliability.png", split)
+    plot_mistakes(mistake_images, report["mistakes"], output / "mistakes.png", f"{split}: the most confident mistakes")
+    print(f"\nWrote evaluation.json, confusion.csv, confusion.png, reliability.png and mistakes.png to {output}")

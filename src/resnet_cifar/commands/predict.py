@@ -2,7 +2,7 @@
 
 Files are read a batch at a time, so a folder of any size fits in memory. A
 file that cannot be read costs one line on stderr and a non-zero exit code,
-but never the predictions for the other files.
+but never the predictions (or, with --explain, the Grad-CAM overlays) for the other files.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from PIL import Image
 from resnet_cifar.checkpoint import load_checkpoint
 from resnet_cifar.data.folder import load_image
 from resnet_cifar.errors import UserError
+from resnet_cifar.gradcam import write_explanations
 from resnet_cifar.inference import Prediction, predict
 from resnet_cifar.train.hardware import resolve_device
 
@@ -34,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="image files, or folders searched recursively for image files")
     parser.add_argument("--top-k", type=int, default=5, metavar="K", help="classes to show per image (default 5)")
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
+    parser.add_argument("--explain", type=Path, metavar="DIR",
+                        help="write a Grad-CAM overlay of the predicted class per image into DIR")
     parser.add_argument("--batch-size", type=int, default=64, metavar="N", help="images per forward pass (default 64)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
 
@@ -66,7 +69,12 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--top-k must be at least 1, got {args.top_k}.")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}.")
+    if args.explain is not None:
+        if args.explain.exists() and not args.explain.is_dir():
+            raise UserError(f"--explain {args.explain} is a file; pass a folder for the Grad-CAM pictures.")
+        args.explain.mkdir(parents=True, exist_ok=True)
     model = load_checkpoint(args.checkpoint, device=resolve_device(args.device))
+    explained: set[str] = set()
     predictions: list[Prediction] = []
     failures = 0
     image_size = model.preprocessing.image_size
@@ -80,9 +88,9 @@ def run(args: argparse.Namespace) -> int:
         except UserError as error:
             failures += report(error)
         if len(batch) == args.batch_size:
-            predictions += predict_batch(model, batch, args.top_k)
+            predictions += predict_batch(model, batch, args.top_k, args.explain, explained)
             batch = []
-    predictions += predict_batch(model, batch, args.top_k)
+    predictions += predict_batch(model, batch, args.top_k, args.explain, explained)
     {"table": print_table, "json": print_json, "csv": print_csv}[args.format](predictions)
     return 1 if failures else 0
 
@@ -92,8 +100,11 @@ def report(error: UserError) -> int:
     return 1
 
 
-def predict_batch(model, batch: list[tuple[Path, torch.Tensor]], top_k: int) -> list[Prediction]:
+def predict_batch(model, batch: list[tuple[Path, torch.Tensor]], top_k: int, explain: Path | None,
+                  explained: set[str]) -> list[Prediction]:
     results = predict(model, [image for _, image in batch], top_k=top_k, batch_size=max(len(batch), 1))
+    if explain is not None:
+        write_explanations(model, batch, explain, explained)
     return [replace(result, source=str(path)) for (path, _), result in zip(batch, results)]
 
 

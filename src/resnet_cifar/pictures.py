@@ -1,0 +1,142 @@
+"""Pictures for a person to look at: calibration, confident mistakes, Grad-CAM overlays, runs side by side.
+
+Each function writes one PNG. matplotlib is imported inside them, not at the top:
+it takes seconds to import, and commands that draw nothing should not pay for it.
+They draw on a bare Figure with the Agg canvas, never through pyplot, so nothing
+depends on a display or on pyplot's global state.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+# A curve: (epoch, mean, std) points; std is None where a single run makes the point.
+Curve = list[tuple[int, float, float | None]]
+
+
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _pixels(image: torch.Tensor):
+    """uint8 [3, H, W] as the [H, W, 3] array imshow takes."""
+    return image.permute(1, 2, 0).cpu().numpy()
+
+
+def plot_reliability(reliability: dict[str, list], ece: float, path: str | Path, title: str) -> None:
+    """Reliability diagram: accuracy against mean confidence per bin, over the share of images per bin.
+
+    A perfectly calibrated model's bars reach the diagonal; the shaded part of each
+    bar is its gap to it, and the ECE is those gaps weighted by the bins' images.
+    """
+    edges = [0.0, *reliability["upper_edge"]]
+    width = edges[1] - edges[0]
+    centres = [(low + high) / 2 for low, high in zip(edges, edges[1:])]
+    filled = [i for i, n in enumerate(reliability["images"]) if n]
+    figure = _figure(5, 6)
+    top, bottom = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    accuracy = [reliability["accuracy"][i] for i in filled]
+    confidence = [reliability["confidence"][i] for i in filled]
+    top.bar([centres[i] for i in filled], accuracy, width=width, edgecolor="black", label="accuracy")
+    top.bar([centres[i] for i in filled], [c - a for c, a in zip(confidence, accuracy)], bottom=accuracy,
+            width=width, color="red", alpha=0.3, edgecolor="red", hatch="//", label="gap to mean confidence")
+    top.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1)
+    top.set_ylabel("accuracy")
+    top.set_title(f"{title}\nECE {ece:.2%} ({len(centres)} bins)")
+    top.legend(loc="upper left")
+    top.grid(alpha=0.3)
+    total = max(sum(reliability["images"]), 1)
+    bottom.bar(centres, [n / total for n in reliability["images"]], width=width, edgecolor="black", color="grey")
+    bottom.set_xlabel("confidence (probability of the predicted class)")
+    bottom.set_ylabel("share of images")
+    bottom.grid(alpha=0.3)
+    figure.savefig(path, dpi=100)
+
+
+def plot_mistakes(images: torch.Tensor, mistakes: Sequence[dict[str, Any]], path: str | Path, title: str) -> None:
+    """A grid of misclassified images (uint8 [N, 3, H, W]), each captioned with its true and predicted class.
+
+    `mistakes[i]` describes `images[i]`: "true", "predicted" (class names) and "probability".
+    """
+    columns = max(1, min(4, math.ceil(math.sqrt(len(mistakes)))))
+    rows = max(1, math.ceil(len(mistakes) / columns))
+    figure = _figure(2.2 * columns, 2.5 * rows + 0.5)
+    figure.suptitle(title)
+    axes_grid = figure.subplots(rows, columns, squeeze=False).flatten()
+    for axes in axes_grid:
+        axes.set_axis_off()
+    if not mistakes:
+        axes_grid[0].text(0.5, 0.5, "no misclassified images", ha="center", va="center")
+    for axes, image, mistake in zip(axes_grid, images, mistakes):
+        axes.imshow(_pixels(image), interpolation="nearest")
+        axes.set_title(f"true: {mistake['true']}\npredicted: {mistake['predicted']} {mistake['probability']:.1%}",
+                       fontsize=8)
+    figure.savefig(path, dpi=100)
+
+
+def plot_gradcam(image: torch.Tensor, cam: torch.Tensor, caption: str, path: str | Path) -> None:
+    """The image (uint8 [3, H, W]) beside it with its Grad-CAM map (float [h, w], 0-1) laid over it.
+
+    The map is stretched over the whole image whatever its own resolution, as the
+    network's input covered the whole image.
+    """
+    height, width = image.shape[1:]
+    extent = (0, width, height, 0)
+    figure = _figure(6, 3.4)
+    figure.suptitle(caption)
+    left, right = figure.subplots(1, 2)
+    left.imshow(_pixels(image), extent=extent, interpolation="nearest")
+    left.set_title("image", fontsize=9)
+    right.imshow(_pixels(image), extent=extent, interpolation="nearest")
+    overlay = right.imshow(cam.cpu().numpy(), extent=extent, cmap="jet", alpha=0.5, vmin=0, vmax=1,
+                           interpolation="bilinear")
+    right.set_title("Grad-CAM of the predicted class", fontsize=9)
+    for axes in (left, right):
+        axes.set_axis_off()
+    figure.colorbar(overlay, ax=right, shrink=0.8)
+    figure.savefig(path, dpi=100)
+
+
+def plot_runs(entries: Sequence[tuple[str, dict[str, Curve]]], path: str | Path) -> None:
+    """Loss and accuracy against epoch for several runs at once: validation solid, training dashed.
+
+    Each entry is (label, curves), curves keyed by metrics.csv columns (train_loss,
+    val_loss, train_acc, val_acc); where a point has a std (a seed group) a band of
+    one std either side shows the spread.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    figure = _figure(12, 4.5)
+    panels = figure.subplots(1, 2)
+    colours = [f"C{i % 10}" for i in range(len(entries))]
+    for axes, metric, label in zip(panels, ("loss", "acc"), ("loss", "accuracy")):
+        for (name, curves), colour in zip(entries, colours):
+            named = axes is not panels[0]  # the legend takes each entry's name from the left panel, once
+            for split, style in (("val", "-"), ("train", "--")):
+                curve = curves.get(f"{split}_{metric}", [])
+                if not curve:
+                    continue
+                epochs, means, _ = zip(*curve)
+                axes.plot(epochs, means, style, marker=".", color=colour, label=None if named else name)
+                named = True
+                band = [(e, m - s, m + s) for e, m, s in curve if s is not None]
+                if band:
+                    axes.fill_between(*zip(*band), color=colour, alpha=0.15, linewidth=0)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(label)
+        axes.set_title(f"{label}: validation solid, training dashed")
+        axes.grid(alpha=0.3)
+    figure.legend(loc="outside lower center", ncols=min(len(entries), 3), fontsize=8)
+    figure.savefig(path, dpi=100)

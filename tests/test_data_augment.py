@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms import v2
 
-from resnet_cifar.data.augment import ERASING_RATIO, ERASING_TRIES, POLICIES, AugmentPolicy, RandomErasing
+from resnet_cifar.choices import AUGMENT_POLICIES as POLICIES
+from resnet_cifar.data.augment import ERASING_RATIO, ERASING_TRIES, AugmentPolicy, RandomErasing
 from resnet_cifar.errors import UserError
 
 DRAWING = [name for name in POLICIES if name != "none"]

@@ -63,3 +63,44 @@ def test_checkpoint_of_another_class_count_is_a_clear_error(run_of_one_epoch, ca
     capsys.readouterr()
     assert main(["train", "--resume", str(last), "--epochs", "2"]) == 2
     assert "was trained on 5 classes" in capsys.readouterr().err
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing_that_blocks_the_next(tmp_path, monkeypatch,
+                                                                                            capsys):
+    write_cifar10(tmp_path / "data", n_train=200, n_test=20)
+    original = Loader.epoch
+
+    def poisoned(self, epoch, start_batch=0, crop_size=None):
+        for x, y in original(self, epoch, start_batch, crop_size):
+            yield (x * float("nan") if self.train else x), y
+
+    args = ["train", *TINY, "--data-dir", str(tmp_path / "data"), "--epochs", "1", "--output", str(tmp_path / "run")]
+    monkeypatch.setattr(Loader, "epoch", poisoned)
+    assert main(args) == 2
+    assert "no checkpoint was written" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    monkeypatch.undo()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert main(args) == 0  # no --overwrite or --resume needed
+
+
+def test_a_missing_test_split_is_said_before_training(tmp_path, capsys):
+    write_cifar10(tmp_path / "data", n_train=200, n_test=20)
+    (tmp_path / "data" / "cifar-10-batches-py" / "test_batch").unlink()
+    assert main(["train", *TINY, "--data-dir", str(tmp_path / "data"), "--epochs", "1", "--evaluate-test",
+                 "--output", str(tmp_path / "run")]) == 2
+    assert "test_batch is missing" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--model", "fastresnet8", "--stem", "imagenet"], "--model fastresnet8 has only the cifar stem"),
+    (["--model", "fastresnet8", "--zero-init-residual"], "no residual branch to zero-initialise"),
+    (["--init-from", "weights.pt"], "need --stem imagenet"),
+    (["--model", "resnet7"], "Unknown model 'resnet7'"),
+])
+def test_model_settings_are_checked_before_the_data_is_read(tmp_path, capsys, flags, message):
+    """The data folder does not even exist: the model settings are refused first."""
+    assert main(["train", *TINY, "--data-dir", str(tmp_path / "nowhere"), *flags,
+                 "--output", str(tmp_path / "run")]) == 2
+    assert message in capsys.readouterr().err

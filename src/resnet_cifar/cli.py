@@ -17,8 +17,15 @@ from resnet_cifar.errors import UserError
 COMMANDS = ("models", "train", "evaluate", "predict", "export", "compare")
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument error is one line naming the command and where its help is, not the whole usage text."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"{self.prog}: error: {message.rstrip('.')}; see {self.prog} --help.\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="resnet-cifar",
         description="Define, train, evaluate and use ResNets on CIFAR-10/100 and folders of images.",
     )

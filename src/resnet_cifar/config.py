@@ -11,8 +11,8 @@ with dashes, the flag (`batch_size`, `--batch-size`). Unknown keys are errors,
 so a typo never silently falls back to a default (nanoGPT's rule).
 
 This module imports no torch, so `resnet-cifar train --help` answers at once;
-the modules that implement a choice (the loader's flips, the optimizers, ...)
-take their list of names from here.
+the names a choice accepts come from resnet_cifar.choices, as for the modules
+that implement them.
 """
 from __future__ import annotations
 
@@ -25,18 +25,9 @@ from typing import Any
 
 import yaml
 
+from resnet_cifar.choices import AMP_MODES, DATASETS, FLIPS, LABELS, OPTIMIZERS, PADDING_MODES, SCHEDULES, STEMS, TTA_MODES
 from resnet_cifar.errors import UserError
 
-# The names each choice-valued setting accepts; the module that implements them imports them from here.
-STEMS = ("cifar", "imagenet")
-DATASETS = ("cifar10", "cifar100", "folder")
-LABELS = ("fine", "coarse")
-PADDING_MODES = ("reflect", "zeros")
-FLIPS = ("none", "random", "alternate")
-OPTIMIZERS = ("sgd", "muon", "adam", "adamw")
-SCHEDULES = ("constant", "multistep", "cosine", "linear")
-TTA_MODES = ("none", "flip", "flip-translate")
-AMP_MODES = ("auto", "off", "bf16", "fp16")
 
 GROUPS = ("model", "data", "optimisation", "evaluation", "speed and reproducibility")
 
@@ -219,15 +210,21 @@ def check_values(values: dict[str, Any], source: str) -> dict[str, Any]:
     return values
 
 
+def check_setting(key: str, value: Any) -> Any:
+    """`value` if it is among the setting's choices and within its range, else a UserError naming the setting."""
+    metadata = FIELDS[key].metadata
+    choices, limits = metadata["choices"], metadata["limits"]
+    if choices and value not in choices:
+        raise UserError(f"Setting {key!r} must be one of {', '.join(choices)}; got {value!r}.")
+    if limits is not None and value is not None and not limits.admits(value):
+        raise UserError(f"Setting {key!r} must {limits.describe()}; got {value!r}.")
+    return value
+
+
 def validate(config: TrainConfig) -> TrainConfig:
     """Reject values no run could use, naming the setting (the YAML key; the flag is the key with dashes)."""
-    for key, f in FIELDS.items():
-        value = getattr(config, key)
-        choices, limits = f.metadata["choices"], f.metadata["limits"]
-        if choices and value not in choices:
-            raise UserError(f"Setting {key!r} must be one of {', '.join(choices)}; got {value!r}.")
-        if limits is not None and value is not None and not limits.admits(value):
-            raise UserError(f"Setting {key!r} must {limits.describe()}; got {value!r}.")
+    for key in FIELDS:
+        check_setting(key, getattr(config, key))
     for key in ("mean", "std"):
         value = getattr(config, key)
         if value is not None and len(value) != 3:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resnet_cifar.config import TTA_MODES
+from resnet_cifar.choices import TTA_MODES
 from resnet_cifar.world import World
 
 # Equal-width confidence bins of the expected calibration error: the 15 of Guo et al. 2017, which most papers report.

@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from resnet_cifar.choices import EXPORT_FORMATS
 from resnet_cifar.errors import UserError
 
-FORMATS = ("onnx", "torchscript")
 # Largest absolute logit difference allowed between the exported file and PyTorch (fp32, CPU).
 TOLERANCE = 1e-4
 
@@ -48,8 +48,8 @@ def export(model: nn.Module, path: str | Path, fmt: str) -> float:
     TOLERANCE or more is deleted and a RuntimeError raised: that is a bug, not
     something the user can fix.
     """
-    if fmt not in FORMATS:
-        raise UserError(f"Unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}.")
+    if fmt not in EXPORT_FORMATS:
+        raise UserError(f"Unknown export format {fmt!r}; choose one of: {', '.join(EXPORT_FORMATS)}.")
     path = Path(path)
     if path.is_dir():
         raise UserError(f"--output {path} is a folder; name the file to write, such as {path / ('model.' + fmt)}.")

@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 # A curve: (epoch, mean, std) points; std is None where a single run makes the point.
 Curve = list[tuple[int, float, float | None]]

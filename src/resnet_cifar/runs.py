@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 
 from resnet_cifar.errors import UserError
@@ -100,6 +99,8 @@ def run_classes(path: Path) -> list[str] | None:
 
     mmap keeps this cheap for large checkpoints: only the small non-tensor parts are read.
     """
+    import torch  # here, not at the top: of all that reads runs, only this looks into a checkpoint
+
     for name in ("last.pt", "best.pt"):
         file = path / "checkpoints" / name
         if file.is_file():

@@ -12,20 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from resnet_cifar.checkpoint import build_model, read_checkpoint
-from resnet_cifar.config import DATASETS, TTA_MODES
+from resnet_cifar.choices import DATASETS, SPLITS, TTA_MODES
 from resnet_cifar.config import default as training_default
-from resnet_cifar.confusion import plot_confusion, write_confusion_csv
-from resnet_cifar.data import Loader, load_dataset
-from resnet_cifar.data.dataset import SPLITS
 from resnet_cifar.errors import UserError
-from resnet_cifar.evaluation import CALIBRATION_BINS, Metrics, evaluate
-from resnet_cifar.pictures import plot_mistakes, plot_reliability
-from resnet_cifar.train.hardware import resolve_device
+
+if TYPE_CHECKING:
+    import torch
+
+    from resnet_cifar.evaluation import Metrics
 
 HELP = ("measure a checkpoint on a dataset split: accuracy, calibration, per-class figures, confusion matrix, "
         "confident mistakes")
@@ -73,6 +69,11 @@ def settings(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]
 
 
 def run(args: argparse.Namespace) -> int:
+    from resnet_cifar.checkpoint import build_model, read_checkpoint
+    from resnet_cifar.data import Loader, load_dataset
+    from resnet_cifar.evaluation import CALIBRATION_BINS, evaluate
+    from resnet_cifar.train.hardware import resolve_device
+
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}.")
     checkpoint = read_checkpoint(args.checkpoint)
@@ -138,7 +139,7 @@ def print_report(report: dict[str, Any], metrics: Metrics) -> None:
     print(f"top-1 accuracy  {report['top1']:7.2%}")
     print(f"top-5 accuracy  {report['top5']:7.2%}")
     print(f"loss            {report['loss']:7.4f}")
-    print(f"ECE             {report['ece']:7.2%}  (expected calibration error, {CALIBRATION_BINS} bins)")
+    print(f"ECE             {report['ece']:7.2%}  (expected calibration error, {report['calibration']['bins']} bins)")
     print()
     classes = report["classes"]
     width = max(len("class"), *(len(name) for name in classes))
@@ -156,6 +157,9 @@ def print_report(report: dict[str, Any], metrics: Metrics) -> None:
 
 def write_files(report: dict[str, Any], metrics: Metrics, output: Path, mistake_images: torch.Tensor) -> None:
     """The report's files; `mistake_images` (uint8 [N, 3, H, W]) are the images of report["mistakes"], in order."""
+    from resnet_cifar.confusion import plot_confusion, write_confusion_csv
+    from resnet_cifar.pictures import plot_mistakes, plot_reliability
+
     output.mkdir(parents=True, exist_ok=True)
     (output / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
     write_confusion_csv(metrics.confusion, report["classes"], output / "confusion.csv")

@@ -4,8 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from resnet_cifar.checkpoint import build_model, read_checkpoint
-from resnet_cifar.export import FORMATS, TOLERANCE, export
+from resnet_cifar.choices import EXPORT_FORMATS
 
 HELP = "write a checkpoint as an ONNX or TorchScript file, checked against PyTorch"
 
@@ -13,11 +12,14 @@ HELP = "write a checkpoint as an ONNX or TorchScript file, checked against PyTor
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", type=Path, metavar="CHECKPOINT",
                         help="a checkpoint written by `resnet-cifar train`")
-    parser.add_argument("--format", choices=FORMATS, required=True, help="onnx (preferred) or torchscript")
+    parser.add_argument("--format", choices=EXPORT_FORMATS, required=True, help="onnx (preferred) or torchscript")
     parser.add_argument("--output", type=Path, required=True, metavar="FILE", help="the file to write")
 
 
 def run(args: argparse.Namespace) -> int:
+    from resnet_cifar.checkpoint import build_model, read_checkpoint
+    from resnet_cifar.export import TOLERANCE, export
+
     checkpoint = read_checkpoint(args.checkpoint)
     model = build_model(checkpoint).eval()
     difference = export(model, args.output, args.format)

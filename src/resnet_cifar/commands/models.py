@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from resnet_cifar.config import STEMS
+from resnet_cifar.choices import STEMS
 
 HELP = "list the models with parameters and GFLOPs, or show one model's layers"
 

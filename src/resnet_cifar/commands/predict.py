@@ -13,16 +13,14 @@ import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from PIL import Image
-
-from resnet_cifar.checkpoint import load_checkpoint
-from resnet_cifar.data.folder import load_image
 from resnet_cifar.errors import UserError
-from resnet_cifar.gradcam import write_explanations
-from resnet_cifar.inference import Prediction, predict
-from resnet_cifar.train.hardware import resolve_device
+
+if TYPE_CHECKING:
+    import torch
+
+    from resnet_cifar.inference import Prediction
 
 HELP = "classify image files (or folders of them) with a trained checkpoint"
 FORMATS = ("table", "json", "csv")
@@ -47,6 +45,8 @@ def image_files(paths: list[Path]) -> Iterator[Path | UserError]:
     Inside folders, hidden files and folders are skipped, as the folder datasets
     skip them: macOS's "._photo.jpg" companions are not images.
     """
+    from PIL import Image
+
     extensions = {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
     for path in paths:
         if path.is_dir():
@@ -65,6 +65,10 @@ def image_files(paths: list[Path]) -> Iterator[Path | UserError]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from resnet_cifar.checkpoint import load_checkpoint
+    from resnet_cifar.data.folder import load_image
+    from resnet_cifar.train.hardware import resolve_device
+
     if args.top_k < 1:
         raise UserError(f"--top-k must be at least 1, got {args.top_k}.")
     if args.batch_size < 1:
@@ -102,6 +106,9 @@ def report(error: UserError) -> int:
 
 def predict_batch(model, batch: list[tuple[Path, torch.Tensor]], top_k: int, explain: Path | None,
                   explained: set[str]) -> list[Prediction]:
+    from resnet_cifar.gradcam import write_explanations
+    from resnet_cifar.inference import predict
+
     results = predict(model, [image for _, image in batch], top_k=top_k, batch_size=max(len(batch), 1))
     if explain is not None:
         write_explanations(model, batch, explain, explained)

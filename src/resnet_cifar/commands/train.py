@@ -2,6 +2,7 @@
 
 Every setting of TrainConfig is also a flag of the same name with dashes; the
 flags are generated from its definition in config.py, so the two cannot drift apart.
+Building the flags needs no torch; the modules that train are imported only to run.
 """
 from __future__ import annotations
 
@@ -10,14 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from resnet_cifar.checkpoint import read_checkpoint
-from resnet_cifar.config import FIELDS, GROUPS, KEYS, RESUMABLE, TrainConfig, check_values, read_yaml, resolve, validate, value_type
+from resnet_cifar.config import (FIELDS, GROUPS, KEYS, RESUMABLE, TrainConfig, check_setting, check_values, read_yaml,
+                                 resolve, validate, value_type)
 from resnet_cifar.errors import UserError
 from resnet_cifar.recipes import RECIPES, default_preset, recipe_settings
-from resnet_cifar.train.distributed import process_device, process_group
-from resnet_cifar.train.hardware import resolve_device
-from resnet_cifar.train.run_folder import check_not_in_use, prepare_new
-from resnet_cifar.train.trainer import train
 
 HELP = "train a ResNet and write a run folder (config, metrics, curves, checkpoints, summary)"
 METAVARS = {int: "N", float: "X"}
@@ -37,8 +34,23 @@ def _add_setting(group: argparse._ArgumentGroup, key: str) -> None:
     elif metadata["choices"]:
         options.update(type=kind, choices=metadata["choices"])
     else:
-        options.update(type=kind, metavar=metadata["metavar"] or METAVARS.get(kind, key.upper()))
+        options.update(type=_checked(key, kind), metavar=metadata["metavar"] or METAVARS.get(kind, key.upper()))
     group.add_argument(setting_flag(key), **options)
+
+
+def _checked(key: str, kind: type):
+    """An argparse type that converts a flag's text and checks its range, so `--epochs 0` is refused at once."""
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
+        try:
+            return check_setting(key, check_values({key: value}, "the flags")[key])
+        except UserError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    convert.__name__ = kind.__name__
+    return convert
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,6 +72,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from resnet_cifar.train.distributed import process_device, process_group
+    from resnet_cifar.train.run_folder import prepare_new
+    from resnet_cifar.train.trainer import train
+
     flags = check_values({key: value for key, value in vars(args).items() if key in KEYS}, "the flags")
     if args.dist_timeout <= 0:
         raise UserError(f"--dist-timeout must be a positive number of seconds; got {args.dist_timeout:g}.")
@@ -73,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _new_run(args: argparse.Namespace, flags: dict[str, Any]) -> tuple[TrainConfig, Path, None]:
+    from resnet_cifar.train.hardware import resolve_device
+
     file_values = read_yaml(args.config) if args.config else {}
     preset = flags.get("preset") or file_values.get("preset")
     if preset is None:
@@ -83,6 +101,9 @@ def _new_run(args: argparse.Namespace, flags: dict[str, Any]) -> tuple[TrainConf
 
 
 def _resume(args: argparse.Namespace, flags: dict[str, Any]) -> tuple[TrainConfig, Path, tuple[Path, dict[str, Any]]]:
+    from resnet_cifar.checkpoint import read_checkpoint
+    from resnet_cifar.train.run_folder import check_not_in_use
+
     fixed = [key for key in flags if key not in RESUMABLE]
     fixed += [name for name in ("config", "output") if getattr(args, name)]
     if args.overwrite:

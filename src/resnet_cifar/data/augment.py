@@ -39,9 +39,9 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
+from resnet_cifar.choices import AUGMENT_POLICIES
 from resnet_cifar.errors import UserError
 
-POLICIES = ("none", "autoaugment", "randaugment", "trivialaugment")
 MAGNITUDE_BINS = 31  # RandAugment's and TrivialAugmentWide's magnitude scale: bins 0..30
 
 # The operations, with the range their magnitude m spans over a policy's bins, spread as
@@ -110,7 +110,7 @@ _DEGENERATE = {"Brightness": _BLACK, "Color": _GREY, "Contrast": _MEAN_GREY, "Sh
 
 
 class AugmentPolicy:
-    """One of POLICIES, drawn per image by `plan` and applied to uint8 batches on any device by `apply`.
+    """One of AUGMENT_POLICIES, drawn per image by `plan` and applied to uint8 batches on any device by `apply`.
 
     A plan has three rows per step (op index into `op_names`, magnitude bin, sign: 1 negates
     a signed op's magnitude) and one column per image: TrivialAugmentWide has one step,
@@ -121,8 +121,8 @@ class AugmentPolicy:
     op_names = _OP_NAMES
 
     def __init__(self, name: str, *, num_ops: int = 2, magnitude: int = 9) -> None:
-        if name not in POLICIES:
-            raise UserError(f"Unknown augmentation policy {name!r}; --augment must be one of {', '.join(POLICIES)}.")
+        if name not in AUGMENT_POLICIES:
+            raise UserError(f"Unknown augmentation policy {name!r}; --augment must be one of {', '.join(AUGMENT_POLICIES)}.")
         if num_ops < 0:
             raise UserError(f"--randaugment-ops must be 0 or more operations per image, not {num_ops}.")
         if not 0 <= magnitude < MAGNITUDE_BINS:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from resnet_cifar.config import LABELS
+from resnet_cifar.choices import LABELS
 from resnet_cifar.data.splits import Split
 from resnet_cifar.data.archive import download, extract, file_md5
 from resnet_cifar.data.safe_pickle import RefusedPickle, load_data_pickle

@@ -12,13 +12,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from resnet_cifar.config import DATASETS
+from resnet_cifar.choices import DATASETS, SPLITS
 from resnet_cifar.data.splits import Dataset, Split
 from resnet_cifar.data.cifar import read_cifar
 from resnet_cifar.data.folder import has_split, read_folder
 from resnet_cifar.errors import UserError
 
-SPLITS = ("train", "val", "test")
 
 
 def load_dataset(name: str, data_dir: str | Path, *, splits: tuple[str, ...] = ("train", "val"), val_split: int = 5000,

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from resnet_cifar.config import FLIPS, PADDING_MODES
+from resnet_cifar.choices import FLIPS, PADDING_MODES
 from resnet_cifar.data.splits import Split
 from resnet_cifar.data.preprocessing import Preprocessing
 from resnet_cifar.errors import UserError

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resnet_cifar.config import STEMS
+from resnet_cifar.choices import STEMS
 from resnet_cifar.errors import UserError
 from resnet_cifar.models.network import Network, check_num_classes
 from resnet_cifar.models.registry import register_model

@@ -16,6 +16,7 @@ import torch
 from resnet_cifar.config import TrainConfig, train_crop_size
 from resnet_cifar.data import Dataset, Loader, Split, load_dataset
 from resnet_cifar.data.preprocessing import Preprocessing
+from resnet_cifar.errors import UserError
 from resnet_cifar.models import Network, create_model, model_entry
 from resnet_cifar.pretrained import init_from_torchvision
 from resnet_cifar.train.distributed import data_parallel, sync_batch_norm
@@ -70,9 +71,10 @@ def build_run(config: TrainConfig, world: World, dataset: Dataset | None = None,
 
     `init_weights`: start from --init-from's weights when given (False when a checkpoint's will replace them).
     """
-    model_entry(config.model)  # an unknown name fails before the data is read
+    check_model_settings(config)  # before the data is read
     configure(world.device, config.seed, config.deterministic)
-    dataset = dataset if dataset is not None else load_data(config, world)
+    splits = ("train", "val", "test") if config.evaluate_test else ("train", "val")
+    dataset = dataset if dataset is not None else load_data(config, world, splits)
     preprocessing = Preprocessing.for_run(config.image_size, config.input_size, config.mean, config.std,
                                           dataset.mean, dataset.std)
     options = _loader_options(config, world, preprocessing)
@@ -91,6 +93,19 @@ def build_run(config: TrainConfig, world: World, dataset: Dataset | None = None,
 
 def memory_format(config: TrainConfig) -> torch.memory_format:
     return torch.channels_last if config.channels_last else torch.contiguous_format
+
+
+def check_model_settings(config: TrainConfig) -> None:
+    """The model settings' mistakes, said before any work: an unknown name, a stem or option it lacks."""
+    entry = model_entry(config.model)
+    if config.stem not in entry.stems:
+        raise UserError(f"--model {config.model} has only the {' or '.join(entry.stems)} stem; "
+                        f"drop --stem {config.stem} or choose another --model.")
+    if config.zero_init_residual and "zero_init_residual" not in entry.options:
+        raise UserError(f"--model {config.model} has no residual branch to zero-initialise; drop --zero-init-residual.")
+    if config.init_from and config.stem != "imagenet":
+        raise UserError(f"--init-from {config.init_from} holds torchvision ImageNet weights, which need "
+                        "--stem imagenet (the 7x7 stem they were trained with).")
 
 
 def _loader_options(config: TrainConfig, world: World, preprocessing: Preprocessing) -> dict[str, Any]:

@@ -14,7 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from resnet_cifar.config import SCHEDULES, TrainConfig
+from resnet_cifar.choices import SCHEDULES
+from resnet_cifar.config import TrainConfig
 from resnet_cifar.errors import UserError
 from resnet_cifar.train.muon import Muon
 

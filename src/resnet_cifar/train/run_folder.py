@@ -151,8 +151,20 @@ class RunFolder:
         except FileExistsError:
             raise UserError(f"{self.path} was just taken by another training process; pass another --output.") from None
 
-    def close(self) -> None:
+    def close(self, *, failed: bool = False) -> None:
+        """Release the folder. After a run that `failed` before its first checkpoint, remove what it wrote
+        (and the folder, if it is left empty), so that the next attempt needs neither --overwrite nor --resume."""
         if self._tensorboard is not None:
             self._tensorboard.close()
-        if self.enabled:
-            self._lock.unlink(missing_ok=True)
+        if not self.enabled:
+            return
+        if failed and not self.last.is_file():
+            for name in OUR_FILES:
+                item = self.path / name
+                if item.is_dir():
+                    shutil.rmtree(item, ignore_errors=True)
+                else:
+                    item.unlink(missing_ok=True)
+        self._lock.unlink(missing_ok=True)
+        if failed and not any(self.path.iterdir()):
+            self.path.rmdir()

@@ -3,8 +3,9 @@
 `build_run` makes every part from the settings, `TrainingState` starts afresh or
 restores a checkpoint into those parts, and `run_epochs` trains the epochs left.
 This module only strings them together and writes the summary. The test split is
-read only at the very end and only when asked, so it can never steer a choice
-made during training.
+loaded with the others when asked (so a missing one fails before training) but
+scored only once, at the very end, so it can never steer a choice made during
+training.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from resnet_cifar.checkpoint import build_model, read_checkpoint
 from resnet_cifar.evaluation import evaluate
 from resnet_cifar.models import count_parameters
 from resnet_cifar.config import TrainConfig
-from resnet_cifar.train.build import Run, build_run, load_data, memory_format
+from resnet_cifar.train.build import Run, build_run, memory_format
 from resnet_cifar.train.interrupt import StopRequest
 from resnet_cifar.train.loop import run_epochs
 from resnet_cifar.train.progress import Progress
@@ -31,6 +32,7 @@ def train(config: TrainConfig, run_dir: Path, world: World, *, resume: tuple[Pat
     run = build_run(config, world, init_weights=resume is None)
     state = TrainingState.restore(run, *resume) if resume is not None else TrainingState.start(run)
     folder = RunFolder(run_dir, enabled=world.is_main)
+    failed = True
     try:
         folder.write_config(config)
         rows = folder.read_metrics(state.epoch) if resume is not None else []
@@ -38,13 +40,15 @@ def train(config: TrainConfig, run_dir: Path, world: World, *, resume: tuple[Pat
         progress.message(_start_line(run, run_dir))
         with StopRequest() as stop:
             if not run_epochs(run, state, rows, folder, progress, stop):
+                failed = False  # stopped on request, with a checkpoint to resume from
                 return stop.exit_code
         summary = _summary(run, state, rows)
         if config.evaluate_test:
             summary.update(_test_figures(run, folder))
         folder.write_summary(summary)
+        failed = False
     finally:
-        folder.close()
+        folder.close(failed=failed)
     if world.is_main:
         print(_final_line(summary, run_dir), file=sys.stdout, flush=True)
     return 0
@@ -64,8 +68,7 @@ def _test_figures(run: Run, folder: RunFolder) -> dict[str, Any]:
     run.world.barrier()  # every rank reads best.pt, which rank 0 may just have written
     model = build_model(read_checkpoint(folder.best)) if folder.best.is_file() else run.eval_model
     model.to(run.world.device, memory_format=memory_format(run.config))
-    test = load_data(run.config, run.world, splits=("test",)).test
-    metrics = evaluate(model, run.eval_loader(test).epoch(0), run.dataset.num_classes, tta=run.config.tta,
+    metrics = evaluate(model, run.eval_loader(run.dataset.test).epoch(0), run.dataset.num_classes, tta=run.config.tta,
                        amp_dtype=run.engine.amp_dtype, world=run.world)
     return {"test_acc": metrics.accuracy, "test_loss": metrics.loss, "test_images": metrics.count}
 

@@ -1,0 +1,20 @@
+"""The names each choice accepts, defined once, without importing torch.
+
+The modules that implement a choice (the loader's flips, the optimizers, the
+export formats, ...) check their argument against these; the settings, the
+command-line flags and the docs take their lists from here. Importing nothing
+heavy keeps `resnet-cifar --help` and argument errors instant.
+"""
+
+STEMS = ("cifar", "imagenet")
+DATASETS = ("cifar10", "cifar100", "folder")
+SPLITS = ("train", "val", "test")
+LABELS = ("fine", "coarse")
+PADDING_MODES = ("reflect", "zeros")
+FLIPS = ("none", "random", "alternate")
+AUGMENT_POLICIES = ("none", "autoaugment", "randaugment", "trivialaugment")
+OPTIMIZERS = ("sgd", "muon", "adam", "adamw")
+SCHEDULES = ("constant", "multistep", "cosine", "linear")
+TTA_MODES = ("none", "flip", "flip-translate")
+AMP_MODES = ("auto", "off", "bf16", "fp16")
+EXPORT_FORMATS = ("onnx", "torchscript")

@@ -93,16 +93,16 @@ def direct_probabilities(checkpoint, images: torch.Tensor) -> torch.Tensor:
 
 
 def test_cli_reports_calibration_precision_and_only_mistakes(cifar10_dir, tmp_path, capsys, monkeypatch):
-    import resnet_cifar.commands.evaluate as command
+    import resnet_cifar.pictures as pictures
 
     drawn = {}
-    real_plot = command.plot_mistakes
+    real_plot = pictures.plot_mistakes
 
     def plot_and_keep(images, mistakes, path, title):
         drawn.update(images=images.clone(), mistakes=list(mistakes))
         real_plot(images, mistakes, path, title)
 
-    monkeypatch.setattr(command, "plot_mistakes", plot_and_keep)
+    monkeypatch.setattr(pictures, "plot_mistakes", plot_and_keep)
     checkpoint = write_checkpoint(tmp_path / "model.pt", seed=1)
     output = tmp_path / "eval"
     assert main(["evaluate", str(checkpoint), "--dataset", "cifar10", "--data-dir", str(cifar10_dir),

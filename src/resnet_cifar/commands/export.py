@@ -1,11 +1,18 @@
-"""`resnet-cifar export CHECKPOINT --format onnx|torchscript --output FILE`: a model file for deployment."""
+"""`resnet-cifar export CHECKPOINT --format onnx|torchscript --output FILE`: a model file for deployment.
+
+An existing FILE is replaced only with --overwrite, and never when it is the
+checkpoint being exported (under any of its names); FILE must end as its format
+does (see SUFFIXES), so an ONNX model is never saved as `best.pt`.
+"""
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from resnet_cifar.checkpoint import build_model, read_checkpoint
-from resnet_cifar.export import FORMATS, TOLERANCE, export
+from resnet_cifar.errors import UserError
+from resnet_cifar.export import FORMATS, SUFFIXES, TOLERANCE, export
 
 HELP = "write a checkpoint as an ONNX or TorchScript file, checked against PyTorch"
 
@@ -14,11 +21,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", type=Path, metavar="CHECKPOINT",
                         help="a checkpoint written by `resnet-cifar train`")
     parser.add_argument("--format", choices=FORMATS, required=True, help="onnx (preferred) or torchscript")
-    parser.add_argument("--output", type=Path, required=True, metavar="FILE", help="the file to write")
+    parser.add_argument("--output", type=Path, required=True, metavar="FILE",
+                        help="the file to write: .onnx for onnx; .ts, .torchscript, .pt or .pth for torchscript")
+    parser.add_argument("--overwrite", action="store_true", help="replace FILE if it exists")
+
+
+def check_output(checkpoint: Path, output: Path, fmt: str, overwrite: bool) -> None:
+    """Refuse, before the slow export, an output that would destroy a file or be named for another format."""
+    suffix = SUFFIXES[fmt][0]
+    other = output.with_suffix(suffix) if output.suffix.lower() != suffix else output.with_name(f"{output.stem}-{fmt}{suffix}")
+    if output.is_file():
+        if os.path.samefile(checkpoint, output):
+            raise UserError(f"--output {output} is the checkpoint being exported; name another file, such as {other}.")
+        if not overwrite:
+            raise UserError(f"--output {output} already exists; pass --overwrite to replace it, or name another file.")
+    if output.suffix.lower() not in SUFFIXES[fmt] and not output.is_dir():
+        raise UserError(f"--output {output} does not end in {' or '.join(SUFFIXES[fmt])}, as a {fmt} file does; "
+                        f"name it {output.with_suffix(suffix)}.")
 
 
 def run(args: argparse.Namespace) -> int:
     checkpoint = read_checkpoint(args.checkpoint)
+    check_output(args.checkpoint, args.output, args.format, args.overwrite)
     model = build_model(checkpoint).eval()
     difference = export(model, args.output, args.format)
     size = model.preprocessing["input_size"]

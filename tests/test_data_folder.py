@@ -47,7 +47,7 @@ def test_every_format_becomes_rgb_at_the_set_size(mixed_folder):
     assert ds.train.labels.tolist() == [0, 0, 0, 1, 1]
     assert (by_name["red"][0] == 255).all() and (by_name["red"][1:] == 0).all()
     assert (by_name["gray"] == 77).all()
-    assert (by_name["alpha"][2] == 255).all() and (by_name["alpha"][:2] == 0).all()
+    assert (by_name["alpha"][2] == 255).all() and (by_name["alpha"][:2] == 127).all()  # half-transparent, on white
     assert by_name["green"][1].float().mean() > 250 and by_name["green"][[0, 2]].float().mean() < 5  # JPEG: near
     assert (by_name["wide"].permute(1, 2, 0) == torch.tensor([10, 20, 30], dtype=torch.uint8)).all()
     assert ds.test.labels.tolist() == [0, 1]
@@ -152,5 +152,5 @@ def test_a_cache_that_cannot_be_written_costs_only_time(mixed_folder, monkeypatc
 
     monkeypatch.setattr(folder_module.torch, "save", disk_full)
     assert len(load_dataset("folder", mixed_folder, splits=("train",), val_split=0).train) == 5
-    assert "Cannot write the image cache" in caplog.text
+    assert "Cannot write" in caplog.text and "the disk is full" in caplog.text
     assert list((mixed_folder / CACHE_FOLDER).iterdir()) == []  # no temporary file left behind

@@ -19,6 +19,7 @@ from resnet_cifar.data import Loader, load_dataset
 from resnet_cifar.data.dataset import DATASETS, SPLITS
 from resnet_cifar.errors import UserError
 from resnet_cifar.evaluation import TTA_MODES, Metrics, evaluate
+from resnet_cifar.files import cannot_write, check_writable, make_folder
 from resnet_cifar.train.hardware import resolve_device
 
 HELP = "measure a checkpoint on a dataset split: accuracy, per-class accuracy, confusion matrix"
@@ -65,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}.")
     checkpoint = read_checkpoint(args.checkpoint)
+    if args.output:
+        check_writable(args.output / "evaluation.json")  # now, not after the evaluation
     config = checkpoint.get("config") or {}
     data = settings(args, config)
     device = resolve_device(args.device)
@@ -137,10 +140,16 @@ def print_report(report: dict[str, Any], metrics: Metrics) -> None:
 
 
 def write_files(report: dict[str, Any], metrics: Metrics, output: Path) -> None:
-    output.mkdir(parents=True, exist_ok=True)
-    (output / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
-    write_confusion_csv(metrics.confusion, report["classes"], output / "confusion.csv")
-    title = (f"{report['model']} on the {report['dataset']} {report['split']} split\n"
-             f"{report['top1']:.2%} top-1, {report['images']} images")
-    plot_confusion(metrics.confusion, report["classes"], output / "confusion.png", title)
+    make_folder(output)
+    file = output / "evaluation.json"
+    try:
+        file.write_text(json.dumps(report, indent=2) + "\n")
+        file = output / "confusion.csv"
+        write_confusion_csv(metrics.confusion, report["classes"], file)
+        title = (f"{report['model']} on the {report['dataset']} {report['split']} split\n"
+                 f"{report['top1']:.2%} top-1, {report['images']} images")
+        file = output / "confusion.png"
+        plot_confusion(metrics.confusion, report["classes"], file, title)
+    except OSError as error:  # the disk filled up while writing, say
+        raise cannot_write(file, error) from None
     print(f"\nWrote evaluation.json, confusion.csv and confusion.png to {output}")

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from resnet_cifar.errors import UserError
-from resnet_cifar.files import check_writable, write_atomically
+from resnet_cifar.files import check_writable, make_folder, write_atomically
 
 FORMATS = ("onnx", "torchscript")
 # The file name endings each format is written under. TorchScript has no ending of its own:
@@ -65,7 +65,8 @@ def export(model: nn.Module, path: str | Path, fmt: str) -> float:
         raise UserError(f"Unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}.")
     path = Path(path)
     if path.is_dir():
-        raise UserError(f"--output {path} is a folder; name the file to write, such as {path / ('model' + SUFFIXES[fmt][0])}.")
+        example = path / f"model{SUFFIXES[fmt][0]}"
+        raise UserError(f"--output {path} is a folder; name the file to write, such as {example}.")
     check_writable(path)  # before the slow part
     model = copy.deepcopy(model).cpu().float().eval()
     data, difference = onnx_bytes(model) if fmt == "onnx" else torchscript_bytes(model)
@@ -73,6 +74,7 @@ def export(model: nn.Module, path: str | Path, fmt: str) -> float:
         raise RuntimeError(
             f"The {fmt} export differs from PyTorch by {difference:.2e} (limit {TOLERANCE:.0e}); no file was kept."
         )
+    make_folder(path.parent)
     write_atomically(path, data)
     return difference
 

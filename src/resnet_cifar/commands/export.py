@@ -29,15 +29,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def check_output(checkpoint: Path, output: Path, fmt: str, overwrite: bool) -> None:
     """Refuse, before the slow export, an output that would destroy a file or be named for another format."""
     suffix = SUFFIXES[fmt][0]
-    other = output.with_suffix(suffix) if output.suffix.lower() != suffix else output.with_name(f"{output.stem}-{fmt}{suffix}")
+    other = output.with_suffix(suffix)
+    if other == output:
+        other = output.with_name(f"{output.stem}-{fmt}{suffix}")
     if output.is_file():
         if os.path.samefile(checkpoint, output):
             raise UserError(f"--output {output} is the checkpoint being exported; name another file, such as {other}.")
         if not overwrite:
             raise UserError(f"--output {output} already exists; pass --overwrite to replace it, or name another file.")
     if output.suffix.lower() not in SUFFIXES[fmt] and not output.is_dir():
-        raise UserError(f"--output {output} does not end in {' or '.join(SUFFIXES[fmt])}, as a {fmt} file does; "
-                        f"name it {output.with_suffix(suffix)}.")
+        endings = " or ".join(", ".join(SUFFIXES[fmt]).rsplit(", ", 1))
+        raise UserError(f"--output {output} does not end in {endings}, as {fmt} files do; name it {other}.")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,13 +3,11 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
 from resnet_cifar.errors import UserError
 from resnet_cifar.models import count_parameters, create_model, list_models
 from resnet_cifar.models.registry import ARCHITECTURES
 from resnet_cifar.models.resnet import SHORTCUTS, STEMS
-from resnet_cifar.models.summary import count_flops, layer_table
+from resnet_cifar.models.summary import check_input_size, count_flops, layer_table
 
 HELP = "list the models with parameters and GFLOPs, or show one model's layers"
 
@@ -21,10 +19,12 @@ MAX_CLASSES = 100_000
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", nargs="?", help="a model name: show its layer table")
-    parser.add_argument("--num-classes", type=int, default=10, help=f"classifier outputs, 1 to {MAX_CLASSES:,} (default 10)")
+    parser.add_argument("--num-classes", type=int, default=10,
+                        help=f"classifier outputs, 1 to {MAX_CLASSES:,} (default 10)")
     parser.add_argument("--stem", choices=STEMS, default="cifar", help="input stem (default cifar)")
     parser.add_argument("--shortcut", choices=SHORTCUTS, help="shortcut option (default: the model's own)")
-    parser.add_argument("--input-size", type=int, default=32, help=f"image side for shapes and FLOPs, 1 to {MAX_INPUT_SIZE} (default 32)")
+    parser.add_argument("--input-size", type=int, default=32,
+                        help=f"image side for shapes and FLOPs, 1 to {MAX_INPUT_SIZE} (default 32)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,17 +47,6 @@ def zoo(stem: str, options: dict) -> list[str]:
     """The models the table shows: a network with one stem and no shortcut choice only when the options don't apply."""
     return [name for name in list_models()
             if ARCHITECTURES[name].shortcut is not None or not (options or stem != "cifar")]
-
-
-def check_input_size(name: str, input_size: int, **kwargs) -> None:
-    """Refuse an image side the network shrinks below one pixel; tried on the meta device, which costs nothing."""
-    with torch.device("meta"):
-        model = create_model(name, **kwargs).eval()
-        try:
-            model(torch.zeros(1, 3, input_size, input_size))
-        except RuntimeError:
-            raise UserError(f"{name} cannot take {input_size}x{input_size} images: its layers shrink them below "
-                            "one pixel; pass a larger --input-size.") from None
 
 
 def print_zoo(names: list[str], args: argparse.Namespace, options: dict) -> None:

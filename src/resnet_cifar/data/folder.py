@@ -81,7 +81,8 @@ def image_pixels(image: Image.Image, image_size: int, source: str) -> torch.Tens
 
 
 def _white_level(image: Image.Image, source: str) -> int | None:
-    """The value of full brightness in a gray image of more than 8 bits; None for 8-bit modes; a UserError when unknown."""
+    """The value of full brightness in a gray image of more than 8 bits: None for 8-bit modes, a UserError
+    when nothing says."""
     if image.mode not in (*_SIXTEEN_BIT_MODES, "I", "F"):
         return None
     tile = image.tile[0].args if getattr(image, "tile", None) else None  # only files not yet loaded have tiles

@@ -46,8 +46,8 @@ def remove_stale_temporaries(folder: Path) -> None:
                 entry.unlink(missing_ok=True)
 
 
-def cannot_write(path: Path, error: OSError) -> UserError:
-    """The sentence for an OSError met while creating or writing `path`: the path, the reason, the fix."""
+def cannot_write(path: Path, error: OSError, folder: Path | None = None) -> UserError:
+    """The sentence for an OSError met while creating `path` (or, given, `folder` on its way): path, reason, fix."""
     code = error.errno
     if code in (errno.ENOSPC, errno.EDQUOT):
         reason = "the disk is full; free some space or choose another disk"
@@ -55,20 +55,26 @@ def cannot_write(path: Path, error: OSError) -> UserError:
         reason = "the file system is read-only; choose a writable folder"
     elif code in (errno.EACCES, errno.EPERM):
         reason = "permission denied; choose a folder you may write to"
-    elif code == errno.ENOENT and path.parent.is_dir():
-        reason = f"{path.parent} does not take new files; choose an ordinary folder"
+    elif code == errno.ENOENT and (folder or path.parent).is_dir():
+        reason = f"{folder or path.parent} does not take new files; choose an ordinary folder"
     else:
         reason = f"{error.strerror or error}"
     return UserError(f"Cannot write {path}: {reason}.")
 
 
-def make_folder(folder: Path) -> None:
-    """Create `folder` and its parents, or raise a UserError naming the ancestor that is a file or the reason."""
-    for ancestor in (folder, *folder.parents):
+def _nearest_folder(path: Path, target: Path) -> Path:
+    """The deepest existing folder on the way to `path`; a UserError when a file stands in the way of `target`."""
+    for ancestor in (path, *path.parents):
         if ancestor.exists():
             if not ancestor.is_dir():
-                raise UserError(f"Cannot write into {folder}: {ancestor} is a file, not a folder.")
-            break
+                raise UserError(f"Cannot write {target}: {ancestor} is a file, not a folder.")
+            return ancestor
+    return Path.cwd()
+
+
+def make_folder(folder: Path) -> None:
+    """Create `folder` and its parents, or raise a UserError naming the file in the way or the reason."""
+    _nearest_folder(folder, folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -78,14 +84,15 @@ def make_folder(folder: Path) -> None:
 def check_writable(path: Path) -> None:
     """Fail now, in one sentence, rather than after minutes of work, when the file `path` cannot be created.
 
-    Creates the folders on the way and briefly a temporary file beside `path`; `path` itself is not touched.
+    A file is briefly created in the deepest existing folder on the way, which
+    proves the rest can be made there; nothing is left behind, no folder either.
     """
-    make_folder(path.parent)
-    probe = temporary_beside(path)
+    folder = _nearest_folder(path.parent, path)
+    probe = temporary_beside(folder / path.name)
     try:
         probe.open("wb").close()
     except OSError as error:
-        raise cannot_write(path, error) from None
+        raise cannot_write(path, error, folder) from None
     probe.unlink()
 
 

@@ -86,7 +86,8 @@ def test_a_lock_that_is_not_ours_does_not_block_the_folder(tmp_path):
     check_not_in_use(tmp_path)
 
 
-proc_only = pytest.mark.skipif(_process_start(os.getpid()) is None, reason="needs Linux's /proc to tell processes apart")
+proc_only = pytest.mark.skipif(_process_start(os.getpid()) is None,
+                               reason="needs Linux's /proc to tell processes apart")
 
 
 @proc_only

@@ -2,10 +2,11 @@
 
 Any format Pillow reads is accepted; every image is converted to 8-bit RGB (see
 image_pixels for how each mode is) and resized to image_size x image_size once
-(aspect ratio not kept, as CIFAR images are square). Decoding tens of thousands of files takes a while, so each split is
-cached as a tensor file in DIR/.resnet-cifar-cache/, named after a fingerprint
-of the folder (file names, sizes, modification times) and the image size: any
-change to the images makes a new cache, and a second run starts in seconds.
+(aspect ratio not kept, as CIFAR images are square). Decoding tens of thousands
+of files takes a while, so each split is cached as a tensor file in
+DIR/.resnet-cifar-cache/, named after a fingerprint of the folder (file names,
+sizes, modification times) and the image size: any change to the images makes a
+new cache, and a second run starts in seconds.
 """
 from __future__ import annotations
 
@@ -85,7 +86,9 @@ def _white_level(image: Image.Image, source: str) -> int | None:
     when nothing says."""
     if image.mode not in (*_SIXTEEN_BIT_MODES, "I", "F"):
         return None
-    tile = image.tile[0].args if getattr(image, "tile", None) else None  # only files not yet loaded have tiles
+    # How the file stores its samples: the decoder arguments of its first tile, (codec, extents, offset, args);
+    # only files not yet loaded have tiles.
+    tile = image.tile[0][3] if getattr(image, "tile", None) else None
     rawmode = tile if isinstance(tile, str) else tile[0] if tile else None
     if image.mode in _SIXTEEN_BIT_MODES:
         return _WHITE_BY_RAWMODE.get(rawmode, 65535)

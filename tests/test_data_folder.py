@@ -1,16 +1,20 @@
 """Image-folder datasets: formats, resizing, the cache, splits and broken files."""
 from __future__ import annotations
 
+import io
+import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import ExifTags, Image
 
 import resnet_cifar.data.folder as folder_module
 from resnet_cifar.data import load_dataset
-from resnet_cifar.data.folder import CACHE_FOLDER, load_image
+from resnet_cifar.data.folder import CACHE_FOLDER, image_pixels, load_image
 from resnet_cifar.errors import UserError
 
 
@@ -47,7 +51,7 @@ def test_every_format_becomes_rgb_at_the_set_size(mixed_folder):
     assert ds.train.labels.tolist() == [0, 0, 0, 1, 1]
     assert (by_name["red"][0] == 255).all() and (by_name["red"][1:] == 0).all()
     assert (by_name["gray"] == 77).all()
-    assert (by_name["alpha"][2] == 255).all() and (by_name["alpha"][:2] == 0).all()
+    assert (by_name["alpha"][2] == 255).all() and (by_name["alpha"][:2] == 127).all()  # half-transparent, on white
     assert by_name["green"][1].float().mean() > 250 and by_name["green"][[0, 2]].float().mean() < 5  # JPEG: near
     assert (by_name["wide"].permute(1, 2, 0) == torch.tensor([10, 20, 30], dtype=torch.uint8)).all()
     assert ds.test.labels.tolist() == [0, 1]
@@ -152,5 +156,106 @@ def test_a_cache_that_cannot_be_written_costs_only_time(mixed_folder, monkeypatc
 
     monkeypatch.setattr(folder_module.torch, "save", disk_full)
     assert len(load_dataset("folder", mixed_folder, splits=("train",), val_split=0).train) == 5
-    assert "Cannot write the image cache" in caplog.text
+    assert "Cannot write" in caplog.text and "the disk is full" in caplog.text
     assert list((mixed_folder / CACHE_FOLDER).iterdir()) == []  # no temporary file left behind
+
+
+def twelve_bit_tiff(values: np.ndarray) -> bytes:
+    """An uncompressed 12-bit gray TIFF (two pixels in three bytes), which Pillow cannot write itself."""
+    height, width = values.shape
+    pairs = values.astype(np.uint16).reshape(-1, 2)
+    packed = np.stack([pairs[:, 0] >> 4, ((pairs[:, 0] & 15) << 4) | (pairs[:, 1] >> 8), pairs[:, 1] & 255], 1)
+    data = packed.astype(np.uint8).tobytes()
+    # (tag, type, value): width, height, bits per sample, no compression, black is zero, strip offset,
+    # samples per pixel, rows per strip, strip byte count. Type 3 is a 16-bit value, 4 a 32-bit one.
+    tags = [(256, 3, width), (257, 3, height), (258, 3, 12), (259, 3, 1), (262, 3, 1), (273, 4, 8), (277, 3, 1),
+            (278, 3, height), (279, 4, len(data))]
+    ifd = struct.pack("<H", len(tags)) + b"".join(struct.pack("<HHII", *tag[:2], 1, tag[2]) for tag in tags)
+    return b"II*\0" + struct.pack("<I", 8 + len(data)) + data + ifd + b"\0\0\0\0"
+
+
+def encoded(image: Image.Image, image_format: str) -> Image.Image:
+    buffer = io.BytesIO()
+    image.save(buffer, image_format)
+    buffer.seek(0)
+    return Image.open(buffer)
+
+
+GRAY = np.random.default_rng(0).integers(0, 256, (40, 40), dtype=np.uint8)
+COLOUR = np.random.default_rng(1).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+SIXTEEN = GRAY.astype(np.uint16) * 257  # 255 -> 65535: the same picture in 16 bits
+
+
+@pytest.mark.parametrize("make, reference, tolerance", [
+    (lambda: encoded(Image.fromarray(SIXTEEN), "PNG"), GRAY, 0),
+    (lambda: encoded(Image.fromarray(GRAY.astype(np.uint16) << 8), "PNG"), GRAY, 2),  # shifted, not scaled
+    (lambda: encoded(Image.fromarray(SIXTEEN), "TIFF"), GRAY, 0),
+    (lambda: encoded(Image.fromarray(SIXTEEN), "PPM"), GRAY, 0),  # opens as mode I, from 16-bit samples
+    (lambda: Image.open(io.BytesIO(twelve_bit_tiff(GRAY.astype(np.uint32) * 4095 // 255))), GRAY, 0),
+    (lambda: Image.frombytes("I;16B", (40, 40), SIXTEEN.astype(">u2").tobytes()), GRAY, 0),
+    (lambda: Image.frombytes("I;16L", (40, 40), SIXTEEN.astype("<u2").tobytes()), GRAY, 0),
+    (lambda: Image.frombytes("I;16N", (40, 40), SIXTEEN.astype("=u2").tobytes()), GRAY, 0),
+    (lambda: Image.fromarray(GRAY).convert("P"), GRAY, 0),
+    (lambda: Image.fromarray(GRAY).convert("LA"), GRAY, 0),
+    (lambda: Image.fromarray(COLOUR).convert("RGBA"), COLOUR, 0),
+    (lambda: Image.fromarray(COLOUR).convert("CMYK"), COLOUR, 0),
+    # Converted as Pillow converts them (its round trip from RGB is itself a little lossy).
+    *[(lambda mode=mode: Image.fromarray(COLOUR).convert(mode),
+       np.asarray(Image.fromarray(COLOUR).convert(mode).convert("RGB")), 0) for mode in ("YCbCr", "HSV", "LAB")],
+], ids=["I;16-png", "I;16-png-shifted", "I;16-tiff", "I-pgm", "I;12-tiff", "I;16B", "I;16L", "I;16N", "P", "LA",
+        "RGBA", "CMYK", "YCbCr", "HSV", "LAB"])
+def test_every_mode_gives_the_pixels_of_its_8_bit_twin(make, reference, tolerance):
+    expected = image_pixels(Image.fromarray(reference), 32, "reference").int()
+    assert (image_pixels(make(), 32, "twin").int() - expected).abs().max() <= tolerance
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: encoded(Image.fromarray(GRAY.astype(np.int32) * 65536), "TIFF"),
+     r"32-bit or signed integer pixels \(mode I\)"),
+    (lambda: Image.fromarray(GRAY.astype(np.int32)), r"mode I"),
+    (lambda: encoded(Image.fromarray(GRAY.astype(np.float32) / 255), "TIFF"), r"floating-point pixels \(mode F\)"),
+], ids=["I-tiff", "I-in-memory", "F-tiff"])
+def test_images_without_a_known_white_are_refused(make, message):
+    with pytest.raises(UserError, match=message):
+        image_pixels(make(), 32, "x.tif")
+
+
+def test_transparency_is_composited_on_white():
+    pixels = image_pixels(Image.new("RGBA", (32, 32), (0, 0, 255, 0)), 32, "clear")
+    assert (pixels == 255).all()
+    palette = Image.new("P", (32, 32), 0)
+    palette.putpalette([10, 20, 30] * 256)
+    palette.info["transparency"] = 0
+    assert (image_pixels(encoded(palette, "PNG"), 32, "clear palette") == 255).all()
+
+
+def test_the_exif_orientation_is_applied(tmp_path):
+    upright = np.zeros((32, 32, 3), dtype=np.uint8)
+    upright[:, :16] = 255  # white left half
+    image = Image.fromarray(np.rot90(upright, k=1).copy())  # stored turned a quarter anticlockwise...
+    exif = image.getexif()
+    exif[ExifTags.Base.Orientation] = 6  # ...and tagged "turn 90 degrees clockwise to view"
+    image.save(tmp_path / "photo.png", exif=exif.tobytes())
+    assert torch.equal(load_image(tmp_path / "photo.png", 32), torch.from_numpy(upright).permute(2, 0, 1))
+
+
+def test_a_folder_of_one_class_is_refused(tmp_path):
+    save(tmp_path / "train" / "ship" / "a.png", solid((1, 2, 3)))
+    with pytest.raises(UserError, match=r"has one class sub-folder \(ship\), and a classifier needs at least two"):
+        load_dataset("folder", tmp_path)
+
+
+def test_a_file_as_data_dir_is_named(tmp_path):
+    (tmp_path / "notes.txt").write_text("not a folder")
+    with pytest.raises(UserError, match="is a file, not a folder"):
+        load_dataset("folder", tmp_path / "notes.txt")
+
+
+def test_temporaries_of_killed_cache_writes_are_removed(mixed_folder):
+    cache = mixed_folder / CACHE_FOLDER
+    cache.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = cache / f".train-32px-0123.pt.tmp{int(dead.stdout)}"
+    stale.write_bytes(b"half a cache")
+    load_dataset("folder", mixed_folder, splits=("train",), val_split=0)
+    assert not stale.exists() and len(list(cache.iterdir())) == 1

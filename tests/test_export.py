@@ -119,3 +119,15 @@ def test_bad_flags(tmp_path, capsys):
         main(["export", str(checkpoint), "--format", "tflite", "--output", str(tmp_path / "m.tflite")])
     assert main(["export", str(checkpoint), "--format", "torchscript", "--output", str(tmp_path)]) == 2
     assert "is a folder" in capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")
+def test_an_existing_output_is_replaced_only_with_overwrite(checkpoint, tmp_path, capsys):
+    output = tmp_path / "model.ts"
+    output.write_bytes(b"an older export")
+    args = ["export", str(checkpoint), "--format", "torchscript", "--output", str(output)]
+    assert main(args) == 2
+    assert "pass --overwrite" in capsys.readouterr().err and output.read_bytes() == b"an older export"
+    assert main(args + ["--overwrite"]) == 0
+    assert torch.jit.load(str(output)) is not None
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model.ts"]  # no temporary left beside it

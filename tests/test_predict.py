@@ -145,3 +145,15 @@ def test_cli_hostile_checkpoint_runs_nothing(tmp_path, images, capsys):
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "could run code" in err
     assert not (tmp_path / "pwned").exists()
+
+
+def test_pil_images_in_memory_are_converted_as_files_are(model, tmp_path):
+    gray = np.random.default_rng(2).integers(0, 256, (32, 32), dtype=np.uint8)
+    sixteen = Image.fromarray(gray.astype(np.uint16) * 257)
+    sixteen.save(tmp_path / "sixteen.png")
+    images = [Image.fromarray(gray), tmp_path / "sixteen.png", sixteen]
+    eight, from_file, in_memory = resnet_cifar.predict(model, images)
+    assert from_file.probabilities == pytest.approx(eight.probabilities, abs=1e-6)
+    assert in_memory.probabilities == pytest.approx(eight.probabilities, abs=1e-6)
+    with pytest.raises(resnet_cifar.UserError, match=r"image passed in memory \(32x32\) has floating-point pixels"):
+        resnet_cifar.predict(model, Image.fromarray(gray.astype(np.float32)))

@@ -12,7 +12,7 @@ import pytest
 from conftest import write_cifar10
 from resnet_cifar.cli import main
 from resnet_cifar.errors import UserError
-from resnet_cifar.train.run_folder import METRICS, RunFolder, check_not_in_use
+from resnet_cifar.train.run_folder import METRICS, RunFolder, _process_start, check_not_in_use
 
 
 def test_metrics_are_logged_as_tensorboard_scalars(tmp_path):
@@ -66,14 +66,16 @@ def test_a_run_still_training_is_neither_overwritten_nor_resumed(tmp_path, live_
 
 def test_the_folder_is_locked_while_training(tmp_path):
     folder = RunFolder(tmp_path / "run", enabled=True)
-    assert (tmp_path / "run" / ".lock").read_text().split() == [socket.gethostname(), str(os.getpid())]
+    host, pid, *started = (tmp_path / "run" / ".lock").read_text().split()
+    assert [host, pid] == [socket.gethostname(), str(os.getpid())]
+    assert started == ([_process_start(os.getpid())] if _process_start(os.getpid()) else [])
     folder.close()
     assert not (tmp_path / "run" / ".lock").exists()
 
 
 def test_a_lock_from_another_machine_names_the_file_to_delete(tmp_path):
     (tmp_path / ".lock").write_text("elsewhere 123\n")
-    with pytest.raises(UserError, match=r"process 123 on elsewhere; if it has stopped, delete .*\.lock"):
+    with pytest.raises(UserError, match=r"process 123 on elsewhere\); .* delete .*\.lock to take the folder over"):
         check_not_in_use(tmp_path)
 
 
@@ -82,3 +84,37 @@ def test_a_lock_that_is_not_ours_does_not_block_the_folder(tmp_path):
     check_not_in_use(tmp_path)
     (tmp_path / ".lock").write_text("host pid\n")
     check_not_in_use(tmp_path)
+
+
+proc_only = pytest.mark.skipif(_process_start(os.getpid()) is None,
+                               reason="needs Linux's /proc to tell processes apart")
+
+
+@proc_only
+def test_a_lock_naming_a_live_process_with_its_start_time_blocks_the_folder(tmp_path, live_process):
+    (tmp_path / ".lock").write_text(f"{socket.gethostname()} {live_process.pid} {_process_start(live_process.pid)}\n")
+    with pytest.raises(UserError, match=f"process {live_process.pid}\\); .* delete .*\\.lock to take the folder over"):
+        check_not_in_use(tmp_path)
+
+
+@proc_only
+@pytest.mark.parametrize("started", ["another-boot/1", "{boot}/1"], ids=["before-a-reboot", "pid-reused"])
+def test_a_lock_whose_pid_now_names_another_process_does_not_block(tmp_path, live_process, started):
+    """After a reboot, or once the pid is reused, the lock's pid is alive but is not the training that wrote it."""
+    boot = _process_start(live_process.pid).split("/")[0]
+    (tmp_path / ".lock").write_text(f"{socket.gethostname()} {live_process.pid} {started.format(boot=boot)}\n")
+    check_not_in_use(tmp_path)
+
+
+def test_temporaries_of_killed_saves_are_removed_when_the_folder_opens(tmp_path, live_process):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    checkpoints = tmp_path / "run" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    stale = [checkpoints / f".last.pt.tmp{dead_pid}", tmp_path / "run" / f".curves.png.tmp{dead_pid}"]
+    live = checkpoints / f".best.pt.tmp{live_process.pid}"  # still being written by a live process
+    for path in (*stale, live):
+        path.write_bytes(b"half a file")
+    RunFolder(tmp_path / "run", enabled=True).close()
+    assert not any(path.exists() for path in stale)
+    assert live.exists()

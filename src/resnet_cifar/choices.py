@@ -18,3 +18,6 @@ SCHEDULES = ("constant", "multistep", "cosine", "linear")
 TTA_MODES = ("none", "flip", "flip-translate")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 EXPORT_FORMATS = ("onnx", "torchscript")
+# The file name endings each export format is written under. TorchScript has no ending of its own:
+# PyTorch's documentation uses .pt, which checkpoints use too; .ts and .torchscript keep them apart.
+EXPORT_SUFFIXES = {"onnx": (".onnx",), "torchscript": (".ts", ".torchscript", ".pt", ".pth")}

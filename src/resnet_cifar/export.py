@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import io
 import json
 import warnings
 from pathlib import Path
@@ -22,8 +23,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from resnet_cifar.choices import EXPORT_FORMATS
+from resnet_cifar.choices import EXPORT_FORMATS, EXPORT_SUFFIXES
 from resnet_cifar.errors import UserError
+from resnet_cifar.files import check_writable, make_folder, write_atomically
 
 # Largest absolute logit difference allowed between the exported file and PyTorch (fp32, CPU).
 TOLERANCE = 1e-4
@@ -43,24 +45,28 @@ def example_batch(model: nn.Module, batch_size: int) -> torch.Tensor:
 def export(model: nn.Module, path: str | Path, fmt: str) -> float:
     """Write `model` (from load_checkpoint) to `path` as `fmt`; return the largest logit difference to PyTorch.
 
+    The file is made and checked in memory, then written in one step (see
+    resnet_cifar.files), so a failure at any point leaves `path` as it was.
     The check runs a batch of a different size than the one exported with, so
     it also proves the batch dimension is free. A file that disagrees by
-    TOLERANCE or more is deleted and a RuntimeError raised: that is a bug, not
-    something the user can fix.
+    TOLERANCE or more is not written and a RuntimeError raised: that is a bug,
+    not something the user can fix.
     """
     if fmt not in EXPORT_FORMATS:
         raise UserError(f"Unknown export format {fmt!r}; choose one of: {', '.join(EXPORT_FORMATS)}.")
     path = Path(path)
     if path.is_dir():
-        raise UserError(f"--output {path} is a folder; name the file to write, such as {path / ('model.' + fmt)}.")
-    path.parent.mkdir(parents=True, exist_ok=True)
+        example = path / f"model{EXPORT_SUFFIXES[fmt][0]}"
+        raise UserError(f"--output {path} is a folder; name the file to write, such as {example}.")
+    check_writable(path)  # before the slow part
     model = copy.deepcopy(model).cpu().float().eval()
-    difference = export_onnx(model, path) if fmt == "onnx" else export_torchscript(model, path)
+    data, difference = onnx_bytes(model) if fmt == "onnx" else torchscript_bytes(model)
     if not difference < TOLERANCE:
-        path.unlink(missing_ok=True)
         raise RuntimeError(
             f"The {fmt} export differs from PyTorch by {difference:.2e} (limit {TOLERANCE:.0e}); no file was kept."
         )
+    make_folder(path.parent)
+    write_atomically(path, data)
     return difference
 
 
@@ -73,41 +79,42 @@ def _require(*modules: str):
         ) from error
 
 
-def export_onnx(model: nn.Module, path: Path) -> float:
+def onnx_bytes(model: nn.Module) -> tuple[bytes, float]:
+    """The ONNX file's content, and its largest logit difference to `model`."""
     onnx, onnxruntime, _ = _require("onnx", "onnxruntime", "onnxscript")
-    torch.onnx.export(
+    program = torch.onnx.export(
         model,
         (example_batch(model, 2),),
-        path,
         dynamo=True,
         input_names=["images"],
         output_names=["logits"],
         dynamic_shapes=({0: torch.export.Dim("batch")},),
-        external_data=False,
         verbose=False,
     )
-    proto = onnx.load(path)
+    proto = program.model_proto
     for key, value in metadata(model).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.checker.check_model(proto)
-    onnx.save(proto, path)
+    data = proto.SerializeToString()
 
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
     x = example_batch(model, 3)
     [onnx_logits] = session.run(None, {"images": x.numpy()})
     with torch.no_grad():
         expected = model(x)
-    return (torch.from_numpy(onnx_logits) - expected).abs().max().item()
+    return data, (torch.from_numpy(onnx_logits) - expected).abs().max().item()
 
 
-def export_torchscript(model: nn.Module, path: Path) -> float:
+def torchscript_bytes(model: nn.Module) -> tuple[bytes, float]:
+    """The TorchScript archive's content, and its largest logit difference to `model`."""
+    buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated")
         with torch.no_grad():
             traced = torch.jit.trace(model, example_batch(model, 2), check_trace=False)
-        torch.jit.save(traced, str(path), _extra_files=metadata(model))
-        loaded = torch.jit.load(str(path))
+        torch.jit.save(traced, buffer, _extra_files=metadata(model))
+        loaded = torch.jit.load(io.BytesIO(buffer.getvalue()))
     x = example_batch(model, 3)
     with torch.no_grad():
-        return (loaded(x) - model(x)).abs().max().item()
+        return buffer.getvalue(), (loaded(x) - model(x)).abs().max().item()

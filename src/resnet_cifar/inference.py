@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
-import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 
-from resnet_cifar.data.folder import load_image
+from resnet_cifar.data.folder import image_pixels, load_image
 from resnet_cifar.data.preprocessing import Preprocessing
 from resnet_cifar.errors import UserError
 
@@ -47,11 +46,7 @@ def _stored(image: ImageLike, size: int) -> torch.Tensor:
     if not isinstance(image, Image.Image):
         raise UserError(f"Cannot predict on {type(image).__name__}; pass file paths, PIL images "
                         "or RGB tensors shaped [3, H, W] or [N, 3, H, W].")
-    # The same conversion as resnet_cifar.data.folder.load_image, which reads the training images.
-    image = image.convert("RGB")
-    if image.size != (size, size):
-        image = image.resize((size, size), Image.Resampling.BICUBIC)
-    return torch.from_numpy(np.asarray(image, dtype=np.uint8).transpose(2, 0, 1).copy())
+    return image_pixels(image, size, f"passed in memory ({image.width}x{image.height})")
 
 
 def preprocess(images: Sequence[ImageLike], preprocessing: Preprocessing) -> torch.Tensor:

@@ -38,14 +38,18 @@ def describe_architecture(state_dict: dict[str, torch.Tensor]) -> str:
     return f"a network with {layers or 'no'} residual blocks per stage"
 
 
+# What init_from_torchvision asks for, when it was given something else.
+EXPECTED = ("pass torchvision ImageNet weights saved with "
+            "torch.save(torchvision.models.resnet50(weights='IMAGENET1K_V2').state_dict(), path)")
+
+
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    state = load_without_code(path, what="Weights file", if_corrupt="download it again",
-                              if_unsafe="save the weights with torch.save(model.state_dict(), path)")
+    state = load_without_code(path, what="weights file", expected=EXPECTED, if_corrupt="download it again")
+    if isinstance(state, dict) and "model_name" in state and "model" in state:
+        raise UserError(f"{path} is a resnet-cifar checkpoint, not torchvision ImageNet weights; "
+                        "to continue its run, pass --resume instead.")
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise UserError(
-            f"{path} is not a torchvision state_dict; save one with "
-            "torch.save(torchvision.models.resnet50(weights='IMAGENET1K_V2').state_dict(), path)."
-        )
+        raise UserError(f"{path} is not a torchvision state_dict; {EXPECTED}.")
     return state
 
 
@@ -60,16 +64,19 @@ def init_from_torchvision(model: nn.Module, path: str | Path) -> None:
     wanted = describe_architecture(own)
     if wanted not in IMAGENET_MODELS:
         raise UserError(
-            f"torchvision ImageNet weights ({path}) fit only {', '.join(IMAGENET_MODELS)}, but the model is {wanted}."
+            f"torchvision ImageNet weights ({path}) fit only {', '.join(IMAGENET_MODELS)}, but the model is {wanted}; "
+            "choose one of them (--model NAME, or create_model(NAME) in Python)."
         )
     if getattr(model, "stem_type", None) != "imagenet":
         raise UserError(
-            f"ImageNet weights from {path} need the ImageNet stem; create the model with stem='imagenet'."
+            f"ImageNet weights from {path} need the ImageNet stem (--stem imagenet, or stem='imagenet' in Python)."
         )
     source = _read_state_dict(path)
     given = describe_architecture(source)
     if wanted != given:
-        raise UserError(f"{path} holds weights of {given}, but the model is {wanted}; pass {wanted} weights.")
+        instead = (f", or use {given} (--model {given}, or create_model('{given}') in Python)"
+                   if given in IMAGENET_MODELS else "")
+        raise UserError(f"{path} holds weights of {given}, but the model is {wanted}; pass {wanted} weights{instead}.")
 
     state = {key: value for key, value in source.items() if not key.startswith("fc.")}
     state.update({key: value for key, value in own.items() if key.startswith("fc.")})

@@ -9,6 +9,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from resnet_cifar.files import temporary_beside
+
 
 def plot_curves(rows: Sequence[dict], path: str | Path) -> None:
     """Loss and accuracy against epoch, train and validation (when there is one), written atomically to `path`."""
@@ -30,9 +32,9 @@ def plot_curves(rows: Sequence[dict], path: str | Path) -> None:
         axes.set_ylabel(label)
         axes.grid(alpha=0.3)
         axes.legend()
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    tmp = temporary_beside(path)
     try:
-        figure.savefig(tmp, dpi=100)
+        figure.savefig(tmp, dpi=100, format=path.suffix.lstrip(".") or "png")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from resnet_cifar.choices import DATASETS, SPLITS, TTA_MODES
 from resnet_cifar.config import default as training_default
 from resnet_cifar.errors import UserError
+from resnet_cifar.files import cannot_write, check_writable, make_folder
 
 if TYPE_CHECKING:
     import torch
@@ -77,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}.")
     checkpoint = read_checkpoint(args.checkpoint)
+    if args.output:
+        check_writable(args.output / "evaluation.json")  # now, not after the evaluation
     config = checkpoint.get("config") or {}
     data = settings(args, config)
     device = resolve_device(args.device)
@@ -160,12 +163,20 @@ def write_files(report: dict[str, Any], metrics: Metrics, output: Path, mistake_
     from resnet_cifar.confusion import plot_confusion, write_confusion_csv
     from resnet_cifar.pictures import plot_mistakes, plot_reliability
 
-    output.mkdir(parents=True, exist_ok=True)
-    (output / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
-    write_confusion_csv(metrics.confusion, report["classes"], output / "confusion.csv")
+    make_folder(output)
     split = f"{report['model']} on the {report['dataset']} {report['split']} split"
-    title = f"{split}\n{report['top1']:.2%} top-1, {report['images']} images"
-    plot_confusion(metrics.confusion, report["classes"], output / "confusion.png", title)
-    plot_reliability(report["calibration"], report["ece"], output / "reliability.png", split)
-    plot_mistakes(mistake_images, report["mistakes"], output / "mistakes.png", f"{split}: the most confident mistakes")
+    file = output / "evaluation.json"
+    try:
+        file.write_text(json.dumps(report, indent=2) + "\n")
+        file = output / "confusion.csv"
+        write_confusion_csv(metrics.confusion, report["classes"], file)
+        file = output / "confusion.png"
+        plot_confusion(metrics.confusion, report["classes"], file,
+                       f"{split}\n{report['top1']:.2%} top-1, {report['images']} images")
+        file = output / "reliability.png"
+        plot_reliability(report["calibration"], report["ece"], file, split)
+        file = output / "mistakes.png"
+        plot_mistakes(mistake_images, report["mistakes"], file, f"{split}: the most confident mistakes")
+    except OSError as error:  # the disk filled up while writing, say
+        raise cannot_write(file, error) from None
     print(f"\nWrote evaluation.json, confusion.csv, confusion.png, reliability.png and mistakes.png to {output}")

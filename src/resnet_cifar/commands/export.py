@@ -1,10 +1,17 @@
-"""`resnet-cifar export CHECKPOINT --format onnx|torchscript --output FILE`: a model file for deployment."""
+"""`resnet-cifar export CHECKPOINT --format onnx|torchscript --output FILE`: a model file for deployment.
+
+An existing FILE is replaced only with --overwrite, and never when it is the
+checkpoint being exported (under any of its names); FILE must end as its format
+does (see choices.EXPORT_SUFFIXES), so an ONNX model is never saved as `best.pt`.
+"""
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
-from resnet_cifar.choices import EXPORT_FORMATS
+from resnet_cifar.choices import EXPORT_FORMATS, EXPORT_SUFFIXES
+from resnet_cifar.errors import UserError
 
 HELP = "write a checkpoint as an ONNX or TorchScript file, checked against PyTorch"
 
@@ -13,7 +20,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", type=Path, metavar="CHECKPOINT",
                         help="a checkpoint written by `resnet-cifar train`")
     parser.add_argument("--format", choices=EXPORT_FORMATS, required=True, help="onnx (preferred) or torchscript")
-    parser.add_argument("--output", type=Path, required=True, metavar="FILE", help="the file to write")
+    parser.add_argument("--output", type=Path, required=True, metavar="FILE",
+                        help="the file to write: .onnx for onnx; .ts, .torchscript, .pt or .pth for torchscript")
+    parser.add_argument("--overwrite", action="store_true", help="replace FILE if it exists")
+
+
+def check_output(checkpoint: Path, output: Path, fmt: str, overwrite: bool) -> None:
+    """Refuse, before the slow export, an output that would destroy a file or be named for another format."""
+    suffix = EXPORT_SUFFIXES[fmt][0]
+    other = output.with_suffix(suffix)
+    if other == output:
+        other = output.with_name(f"{output.stem}-{fmt}{suffix}")
+    if output.is_file():
+        if os.path.samefile(checkpoint, output):
+            raise UserError(f"--output {output} is the checkpoint being exported; name another file, such as {other}.")
+        if not overwrite:
+            raise UserError(f"--output {output} already exists; pass --overwrite to replace it, or name another file.")
+    if output.suffix.lower() not in EXPORT_SUFFIXES[fmt] and not output.is_dir():
+        endings = " or ".join(", ".join(EXPORT_SUFFIXES[fmt]).rsplit(", ", 1))
+        raise UserError(f"--output {output} does not end in {endings}, as {fmt} files do; name it {other}.")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -21,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from resnet_cifar.export import TOLERANCE, export
 
     checkpoint = read_checkpoint(args.checkpoint)
+    check_output(args.checkpoint, args.output, args.format, args.overwrite)
     model = build_model(checkpoint).eval()
     difference = export(model, args.output, args.format)
     size = model.preprocessing.model_input_size

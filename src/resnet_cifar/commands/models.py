@@ -1,13 +1,15 @@
 """`resnet-cifar models [NAME]`: the model zoo with measured sizes, or one model's layer table.
 
-The zoo is built on the meta device: shapes, parameters and FLOPs without
-allocating or initialising a single weight, so the table comes in a moment.
+The networks are built on the meta device: shapes, parameters and FLOPs without
+allocating or initialising a single weight, so the table comes in a moment and
+any image side is measured without memory to spare.
 """
 from __future__ import annotations
 
 import argparse
 
 from resnet_cifar.choices import STEMS
+from resnet_cifar.errors import UserError
 
 HELP = "list the models with parameters and GFLOPs, or show one model's layers"
 
@@ -24,31 +26,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from resnet_cifar.models import create_model
+    from resnet_cifar.models import create_model, list_models, model_entry
+    from resnet_cifar.models.summary import check_input_size
 
+    if args.input_size < 1:
+        raise UserError(f"--input-size must be a positive number of pixels, not {args.input_size}.")
+    if args.num_classes < 1:
+        raise UserError(f"--num-classes must be at least 1, not {args.num_classes}.")
     options = {"shortcut": args.shortcut} if args.shortcut else {}
+    # Without a name: the networks the asked-for stem and options exist for.
+    names = [args.name] if args.name else [
+        name for name in list_models()
+        if args.stem in model_entry(name).stems and set(options) <= set(model_entry(name).options)]
+    for name in names:  # all of them before printing anything, so that a refusal never follows half a table
+        check_input_size(name, args.input_size, stem=args.stem, **options)
     with torch.device("meta"):
-        if args.name:
-            print_layers(create_model(args.name, num_classes=args.num_classes, stem=args.stem, **options), args)
-        else:
-            print_zoo(args, options)
+        models = {name: create_model(name, num_classes=args.num_classes, stem=args.stem, **options) for name in names}
+    if args.name:
+        print_layers(models[args.name], args)
+    else:
+        print_zoo(models, args)
     return 0
 
 
-def print_zoo(args: argparse.Namespace, options: dict) -> None:
-    from resnet_cifar.models import count_parameters, create_model, list_models, model_entry
+def print_zoo(models: dict, args: argparse.Namespace) -> None:
+    from resnet_cifar.models import count_parameters, model_entry
     from resnet_cifar.models.summary import count_flops
 
-    print(f"{'model':<11} {'family':<12} {'block':<10} {'stages':<13} {'parameters':>12} {'GFLOPs':>8}")
-    for name in list_models():
-        entry = model_entry(name)
-        if args.stem not in entry.stems or not set(options) <= set(entry.options):
-            continue  # the asked-for stem or option does not exist for this network
-        model = create_model(name, num_classes=args.num_classes, stem=args.stem, **options)
+    print(f"{'model':<14} {'family':<15} {'block':<18} {'stages':<13} {'parameters':>12} {'GFLOPs':>8}")
+    for name, model in models.items():
         gflops = count_flops(model, args.input_size) / 1e9
         stages = "-".join(str(len(stage)) for _, stage in model.stages())
         block = type(model.stages()[0][1][0]).__name__
-        print(f"{name:<11} {entry.family:<12} {block:<10} {stages:<13} {count_parameters(model):>12,} {gflops:>8.3f}")
+        print(f"{name:<14} {model_entry(name).family:<15} {block:<18} {stages:<13} {count_parameters(model):>12,} "
+              f"{gflops:>8.3f}")
     print(f"\n{args.num_classes} classes, {args.stem} stem, FLOPs for one {args.input_size}x{args.input_size} image "
           "counted by torch (a multiply-add is 2 FLOPs).")
 

@@ -63,6 +63,9 @@ def download(url: str, target: Path, md5: str) -> None:
 def extract(archive: Path, top: str) -> Path:
     """Unpack `archive`, which must hold the folder `top`, beside itself; return that folder."""
     destination = archive.parent / top
+    if not tarfile.is_tarfile(archive):  # say so here: tarfile's own error lists every compression it tried
+        raise UserError(f"{archive} is not a tar archive (a failed download can leave a web page under its name); "
+                        "delete it and download it again (--download) or copy it anew.")
     try:
         work = Path(tempfile.mkdtemp(prefix=f".{top}.", dir=archive.parent))
     except OSError as error:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import pickle
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,7 +113,13 @@ def read_cifar(name: str, data_dir: str | Path, splits: set[str], *, download_mi
 def locate(release: Release, data_dir: Path, download_missing: bool) -> Path:
     """The extracted release folder, unpacking or downloading the archive when that is all there is."""
     if data_dir.is_file():
+        if data_dir.name != release.archive and not tarfile.is_tarfile(data_dir):
+            raise UserError(f"--data-dir {data_dir} is a file, not a folder or a {release.name} archive; pass the "
+                            f"folder that holds {release.archive} or {release.folder}/, or the archive itself.")
         return _extracted(data_dir, release)
+    if not data_dir.exists() and not download_missing:
+        raise UserError(f"--data-dir {data_dir} does not exist; pass the folder that holds {release.archive} or "
+                        f"{release.folder}/, or add --download to fetch {release.name} into it.")
     if (data_dir / release.meta_file).is_file():
         return data_dir
     if (data_dir / release.folder).is_dir():

@@ -1,33 +1,42 @@
 """Datasets from folders of images: DIR/train/<class>/<image>, plus optional val/ and test/.
 
-Any format Pillow reads is accepted; every image is converted to RGB and resized
-to image_size x image_size once (aspect ratio not kept, as CIFAR images are
-square). Decoding tens of thousands of files takes a while, so each split is
-cached as a tensor file in DIR/.resnet-cifar-cache/, named after a fingerprint
-of the folder (file names, sizes, modification times) and the image size: any
-change to the images makes a new cache, and a second run starts in seconds.
+Any format Pillow reads is accepted; every image is converted to 8-bit RGB (see
+image_pixels for how each mode is) and resized to image_size x image_size once
+(aspect ratio not kept, as CIFAR images are square). Decoding tens of thousands
+of files takes a while, so each split is cached as a tensor file in
+DIR/.resnet-cifar-cache/, named after a fingerprint of the folder (file names,
+sizes, modification times) and the image size: any change to the images makes a
+new cache, and a second run starts in seconds.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import ExifTags, Image, ImageOps
 from tqdm import tqdm
 
 from resnet_cifar.data.splits import Split
 from resnet_cifar.errors import UserError
+from resnet_cifar.files import make_folder, remove_stale_temporaries, save_atomically
 
 log = logging.getLogger(__name__)
 
 CACHE_FOLDER = ".resnet-cifar-cache"
-_CACHE_VERSION = 1  # part of the fingerprint: bump it when the way images are decoded changes
+_CACHE_VERSION = 2  # part of the fingerprint: bump it when the way images are decoded changes
+
+
+# Transparent pixels show what they are drawn on: white, as on a page and in most image viewers.
+BACKGROUND = (255, 255, 255)
+# Full brightness of gray images with more than 8 bits, by the sample layout Pillow decodes them from:
+# 16-bit PNG, TIFF and PGM files, and 12-bit TIFF files (held in 16 bits, so their mode alone would mislead).
+_WHITE_BY_RAWMODE = {"I;16": 65535, "I;16B": 65535, "I;16L": 65535, "I;16N": 65535, "I;16R": 65535, "I;12": 4095}
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 
 
 def load_image(path: str | Path, image_size: int) -> torch.Tensor:
@@ -37,13 +46,58 @@ def load_image(path: str | Path, image_size: int) -> torch.Tensor:
     """
     try:
         with Image.open(path) as image:
-            image = image.convert("RGB")
-            if image.size != (image_size, image_size):
-                image = image.resize((image_size, image_size), Image.Resampling.BICUBIC)
-            pixels = np.asarray(image, dtype=np.uint8)
+            return image_pixels(image, image_size, str(path))
+    except UserError:
+        raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise UserError(f"Cannot read the image {path} ({error}); remove or replace that file.") from None
-    return torch.from_numpy(pixels.transpose(2, 0, 1).copy())
+
+
+def image_pixels(image: Image.Image, image_size: int, source: str) -> torch.Tensor:
+    """uint8 [3, image_size, image_size] RGB: `image` as a model sees it, whatever its mode.
+
+    The one conversion for the images of folder datasets and those given to
+    predict (files and PIL images alike), so both see a picture the same way:
+    - the EXIF orientation is applied, as viewers do;
+    - gray images of 12 or 16 bits are scaled to 8 (65535 becomes 255), so a
+      16-bit picture gives the pixels of its 8-bit twin, within rounding;
+      32-bit integer (mode I) and floating-point (mode F) images are refused,
+      because their files do not say which value is white;
+    - transparency is composited on BACKGROUND (white);
+    - every other mode (1, L, P, RGB, CMYK, YCbCr, LAB, HSV) is converted as Pillow converts it;
+    then the picture is resized (bicubic) to image_size x image_size.
+    """
+    white = _white_level(image, source)  # before anything loads the pixels, which forgets how the file stored them
+    if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:
+        image = ImageOps.exif_transpose(image)
+    if white is not None:
+        values = np.asarray(image).astype(np.float64) * (255 / white)
+        image = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8))
+    elif image.mode in ("LA", "PA", "RGBA", "RGBa") or "transparency" in image.info:
+        image = Image.alpha_composite(Image.new("RGBA", image.size, (*BACKGROUND, 255)), image.convert("RGBA"))
+    image = image.convert("RGB")
+    if image.size != (image_size, image_size):
+        image = image.resize((image_size, image_size), Image.Resampling.BICUBIC)
+    return torch.from_numpy(np.asarray(image, dtype=np.uint8).transpose(2, 0, 1).copy())
+
+
+def _white_level(image: Image.Image, source: str) -> int | None:
+    """The value of full brightness in a gray image of more than 8 bits: None for 8-bit modes, a UserError
+    when nothing says."""
+    if image.mode not in (*_SIXTEEN_BIT_MODES, "I", "F"):
+        return None
+    # How the file stores its samples: the decoder arguments of its first tile, (codec, extents, offset, args);
+    # only files not yet loaded have tiles.
+    tile = image.tile[0][3] if getattr(image, "tile", None) else None
+    rawmode = tile if isinstance(tile, str) else tile[0] if tile else None
+    if image.mode in _SIXTEEN_BIT_MODES:
+        return _WHITE_BY_RAWMODE.get(rawmode, 65535)
+    # Pillow reads 16-bit PGM files, and TIFF files of 16 unsigned bits in some layouts, as mode I.
+    if image.mode == "I" and (rawmode in _WHITE_BY_RAWMODE or image.format == "PPM"):
+        return _WHITE_BY_RAWMODE.get(rawmode, 65535)
+    kind = "floating-point" if image.mode == "F" else "32-bit or signed integer"
+    raise UserError(f"The image {source} has {kind} pixels (mode {image.mode}), and nothing says which value is white; "
+                    "save it with 8 or 16 bits per channel.")
 
 
 def has_split(root: Path, split: str) -> bool:
@@ -55,6 +109,8 @@ def read_folder(root: str | Path, splits: set[str], image_size: int = 32) -> tup
     root = Path(root)
     if image_size < 1:
         raise UserError(f"image_size must be a positive number of pixels, not {image_size}.")
+    if root.is_file():
+        raise UserError(f"--data-dir {root} is a file, not a folder; pass the folder holding train/<class>/<image>.")
     if not root.is_dir():
         raise UserError(f"The image folder {root} does not exist; pass --data-dir holding train/<class>/<image>.")
     # Class names come from train/; a folder without one (only test/, say) names them by its own sub-folders.
@@ -75,6 +131,9 @@ def _class_names(folder: Path) -> list[str]:
     names = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir() and not entry.name.startswith("."))
     if not names:
         raise UserError(f"{folder} has no class sub-folders; put each class's images in {folder}/<class>/.")
+    if len(names) == 1:  # a classifier of one class is always right, so its 100% would mean nothing
+        raise UserError(f"{folder} has one class sub-folder ({names[0]}), and a classifier needs at least two; "
+                        f"put each class's images in {folder}/<class>/.")
     return names
 
 
@@ -145,26 +204,18 @@ def _read_cache(path: Path) -> Split | None:
 
 
 def _write_cache(path: Path, split: Split) -> None:
-    """Write atomically (temporary file, then rename) and drop older caches of the same split.
+    """Write atomically (see resnet_cifar.files) and drop older caches of the same split.
 
     A cache that cannot be written (read-only folder, full disk) costs only time.
+    Temporaries left by runs killed while writing one are removed first: each is as big as a cache.
     """
-    tmp = None
     try:
-        path.parent.mkdir(exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        tmp = Path(tmp_name)
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"images": split.images, "labels": split.labels}, f)
-        tmp.chmod(0o644)  # mkstemp makes it private; others using the same data folder may read it
-        os.replace(tmp, path)
-    except OSError as error:
-        log.warning("Cannot write the image cache in %s (%s); the next run will decode the images again.",
-                    path.parent, error.strerror or error)
+        make_folder(path.parent)
+        remove_stale_temporaries(path.parent)
+        save_atomically({"images": split.images, "labels": split.labels}, path)
+    except UserError as error:
+        log.warning("%s The next run will decode the images again.", error)
         return
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
     prefix = path.name.rsplit("-", 1)[0]
     for old in path.parent.glob(f"{prefix}-*.pt"):
         if old != path:

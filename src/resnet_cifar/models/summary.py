@@ -13,8 +13,23 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from resnet_cifar.errors import UserError
 from resnet_cifar.models.network import Network
-from resnet_cifar.models.registry import count_parameters
+from resnet_cifar.models.registry import count_parameters, create_model
+
+
+def check_input_size(name: str, input_size: int, **kwargs) -> None:
+    """Refuse an image side that network `name` (built with `kwargs`) shrinks below one pixel.
+
+    Tried on the meta device, where a forward pass computes only shapes: no memory, no time.
+    """
+    with torch.device("meta"):
+        model = create_model(name, **kwargs).eval()
+        try:
+            model(torch.zeros(1, 3, input_size, input_size))
+        except RuntimeError:
+            raise UserError(f"{name} cannot take {input_size}x{input_size} images: its layers shrink them below "
+                            "one pixel; pass a larger --input-size.") from None
 
 
 def _example(model: nn.Module, input_size: int, in_channels: int) -> torch.Tensor:

@@ -18,7 +18,7 @@ from resnet_cifar.data import Dataset, Loader, Split, load_dataset
 from resnet_cifar.data.preprocessing import Preprocessing
 from resnet_cifar.errors import UserError
 from resnet_cifar.models import Network, create_model, model_entry
-from resnet_cifar.pretrained import init_from_torchvision
+from resnet_cifar.pretrained import IMAGENET_MODELS, init_from_torchvision
 from resnet_cifar.train.distributed import data_parallel, sync_batch_norm
 from resnet_cifar.train.ema import EMA
 from resnet_cifar.train.engine import Engine
@@ -103,6 +103,9 @@ def check_model_settings(config: TrainConfig) -> None:
                         f"drop --stem {config.stem} or choose another --model.")
     if config.zero_init_residual and "zero_init_residual" not in entry.options:
         raise UserError(f"--model {config.model} has no residual branch to zero-initialise; drop --zero-init-residual.")
+    if config.init_from and entry.family != "ImageNet":
+        raise UserError(f"--init-from takes torchvision ImageNet weights, which fit only --model NAME for NAME in "
+                        f"{', '.join(IMAGENET_MODELS)}; --model {config.model} is not one of them.")
     if config.init_from and config.stem != "imagenet":
         raise UserError(f"--init-from {config.init_from} holds torchvision ImageNet weights, which need "
                         "--stem imagenet (the 7x7 stem they were trained with).")

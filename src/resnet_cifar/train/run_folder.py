@@ -6,12 +6,13 @@
     checkpoints/        last.pt after every epoch (and on interruption), best.pt at the best validation accuracy
     summary.json        final figures
     tensorboard/        event files, when the tensorboard package is installed
-    .lock               host and process id of the training writing here, while it runs
+    .lock               host, process id and start time of the training writing here, while it runs
 
 The lock keeps a second process (a repeated command, a benchmark pointed at
 the same folder) from overwriting or resuming a run that is still training: it
 would otherwise replace the files under the live run's feet. A lock left by a
-process that no longer exists is taken over.
+process that no longer exists (or whose pid now names another process, after a
+reboot say) is taken over.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from typing import Any
 from resnet_cifar import checkpoint
 from resnet_cifar.config import TrainConfig, write_yaml
 from resnet_cifar.errors import UserError
+from resnet_cifar.files import process_exists, remove_stale_temporaries
 from resnet_cifar.report import plot_curves
 
 # train_seconds: the epoch's training alone; seconds: with its validation, what the user waited.
@@ -55,30 +57,45 @@ def prepare_new(path: Path, overwrite: bool) -> None:
 
 def check_not_in_use(path: Path) -> None:
     """Raise a UserError when a live process is training in `path`."""
-    holder = _lock_holder(path / LOCK)
+    lock = path / LOCK
+    holder = _lock_holder(lock)
     if holder is not None:
         raise UserError(f"{path} is in use by a training process that is still running ({holder}); wait for it to "
-                        f"finish or stop it (Ctrl-C saves a checkpoint to resume from), or pass another --output.")
+                        "finish, stop it (Ctrl-C saves a checkpoint to resume from) or pass another --output; "
+                        f"if that process is not training there, delete {lock} to take the folder over.")
 
 
 def _lock_holder(lock: Path) -> str | None:
-    """Who holds `lock`, or None when nobody does (no lock, or its process has gone)."""
+    """Who holds `lock`, or None when nobody does (no lock, or its process has gone).
+
+    A pid alone can name another process after a reboot or once the pid is
+    reused, so the lock also records when its process started (_process_start),
+    where the system says.
+    """
     try:
-        host, text = lock.read_text().split()
+        host, text, *started = lock.read_text().split()
         pid = int(text)
     except (OSError, ValueError):  # none, or not one of ours
         return None
     if host != socket.gethostname():  # cannot tell whether it still runs: assume it does
-        return f"process {pid} on {host}; if it has stopped, delete {lock}"
-    if pid == os.getpid():  # ours, left by an earlier run in this process
+        return f"process {pid} on {host}"
+    if pid == os.getpid() or not process_exists(pid):  # ours, left by an earlier run in this process; or gone
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if started and _process_start(pid) not in (None, started[0]):  # the pid now names another process
         return None
-    except PermissionError:  # exists, owned by someone else
-        pass
     return f"process {pid}"
+
+
+def _process_start(pid: int) -> str | None:
+    """When process `pid` started, as BOOT_ID/TICKS (the boot, then clock ticks since it); None where /proc
+    cannot say. With the pid it names one process across reboots and pid reuse."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Fields after the command name (which may hold spaces) start at field 3; field 22 is the start time.
+    return f"{boot}/{stat.rsplit(')', 1)[1].split()[19]}"
 
 
 class RunFolder:
@@ -92,6 +109,8 @@ class RunFolder:
         if enabled:
             path.mkdir(parents=True, exist_ok=True)
             self._take_lock()
+            for folder in (path, self.last.parent):  # left by a training killed while saving
+                remove_stale_temporaries(folder)
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:  # tensorboard is optional
@@ -147,7 +166,7 @@ class RunFolder:
         self._lock.unlink(missing_ok=True)  # stale
         try:
             with open(self._lock, "x") as f:
-                f.write(f"{socket.gethostname()} {os.getpid()}\n")
+                f.write(f"{socket.gethostname()} {os.getpid()} {_process_start(os.getpid()) or ''}".rstrip() + "\n")
         except FileExistsError:
             raise UserError(f"{self.path} was just taken by another training process; pass another --output.") from None
 

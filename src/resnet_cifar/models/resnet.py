@@ -39,6 +39,7 @@ def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
 
 
 def check_probability(name: str, p: float) -> float:
+    """p itself, if it is a usable rate of dropping: 1 would drop every branch or feature and leave nothing to learn."""
     if not 0 <= p < 1:
         raise UserError(f"{name} must be at least 0 and below 1, got {p!r}.")
     return p

@@ -7,8 +7,10 @@ convolution and adds nothing after the sum, `x + conv(relu(bn(conv(relu(bn(x))))
 the shortcuts then form a clean identity path from the stem to the head, which
 the paper finds trains deep networks more easily and generalises better. Two
 consequences shape the network: the stem needs no BN-ReLU of its own (the first
-block pre-activates its output), and the last stage's sum is never normalised,
-so a final BN-ReLU comes before the pooling.
+block pre-activates its output), and the last block's sum would reach the head
+unnormalised, so that block alone adds a BN-ReLU after its addition (the paper's
+"extra activation", section 4.1). The last stage thus outputs rectified features,
+as a ResNet's does, which is what the pooling and Grad-CAM expect.
 
 The Wide ResNets (wide.py) are this network with other widths and depths.
 """
@@ -33,11 +35,13 @@ class PreActBlock(nn.Module):
     block's pre-activated input (the paper's layout, also kuangliu's and the Wide
     ResNets'): both paths then start from the same normalised signal. dropout
     between the convolutions is the Wide ResNets' option (Zagoruyko and Komodakis 2016).
+    final_activation adds the BN-ReLU after the addition that the network's last block needs.
     """
 
     expansion = 1
 
-    def __init__(self, in_planes: int, planes: int, stride: int = 1, dropout: float = 0.0, drop_path: float = 0.0):
+    def __init__(self, in_planes: int, planes: int, stride: int = 1, dropout: float = 0.0, drop_path: float = 0.0,
+                 final_activation: bool = False):
         super().__init__()
         self.bn1 = nn.BatchNorm2d(in_planes)
         self.relu = nn.ReLU(inplace=True)
@@ -47,18 +51,20 @@ class PreActBlock(nn.Module):
         self.conv2 = conv3x3(planes, planes)
         self.downsample = conv1x1(in_planes, planes, stride) if stride != 1 or in_planes != planes else None
         self.drop_path = drop_branch(drop_path)
+        self.final_bn = nn.BatchNorm2d(planes) if final_activation else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(x))
         identity = x if self.downsample is None else self.downsample(out)
         out = self.conv1(out)
         out = self.conv2(self.dropout(self.relu(self.bn2(out))))
-        return self.drop_path(out) + identity
+        out = self.drop_path(out) + identity
+        return out if self.final_bn is None else self.relu(self.final_bn(out))
 
 
 class PreActResNet(Network):
     """A stem convolution, one stage of blocks per entry of `layers` (the first at stride 1, the rest at 2),
-    a final BN-ReLU, average pooling and a classifier.
+    the last block ending with a BN-ReLU, then average pooling and a classifier.
 
     stem="cifar" is a 3x3 stride-1 convolution; stem="imagenet" is ResNet's 7x7
     stride-2 convolution and 3x3 stride-2 max-pool, for larger images. Neither has
@@ -100,11 +106,11 @@ class PreActResNet(Network):
 
         self.in_planes = width
         for index, (planes, rates) in enumerate(zip(widths, drop_path_rates(drop_path, layers))):
-            self.add_stage(f"layer{index + 1}", self._make_layer(block, planes, rates, 1 if index == 0 else 2, dropout))
-        self.final_bn = nn.BatchNorm2d(self.in_planes)
-        self.relu = nn.ReLU(inplace=True)
+            last = index == len(layers) - 1
+            self.add_stage(f"layer{index + 1}",
+                           self._make_layer(block, planes, rates, 1 if index == 0 else 2, dropout, last))
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.head_description = "bn+relu+avgpool+fc"
+        self.head_description = "avgpool+fc"
         self.num_features = self.in_planes
         self.fc = nn.Linear(self.num_features, num_classes)
 
@@ -116,11 +122,13 @@ class PreActResNet(Network):
                 nn.init.zeros_(module.bias)
 
     def _make_layer(self, block: type[PreActBlock], planes: int, drop_rates: list[float], stride: int,
-                    dropout: float) -> nn.Sequential:
-        """One block per entry of drop_rates, the first with the stage's stride."""
+                    dropout: float, last_stage: bool) -> nn.Sequential:
+        """One block per entry of drop_rates, the first with the stage's stride; the last stage's last block
+        carries the network's final BN-ReLU."""
         stage = []
         for index, rate in enumerate(drop_rates):
-            stage.append(block(self.in_planes, planes, stride if index == 0 else 1, dropout, rate))
+            final = last_stage and index == len(drop_rates) - 1
+            stage.append(block(self.in_planes, planes, stride if index == 0 else 1, dropout, rate, final))
             self.in_planes = planes * block.expansion
         return nn.Sequential(*stage)
 
@@ -131,7 +139,7 @@ class PreActResNet(Network):
         return self.maxpool(self.conv1(x))
 
     def pool(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.flatten(self.avgpool(self.relu(self.final_bn(x))), 1)
+        return torch.flatten(self.avgpool(x), 1)
 
 
 # ResNet-18 and -34's stages and widths (64..512), with pre-activation blocks.

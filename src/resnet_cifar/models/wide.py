@@ -3,10 +3,10 @@
 WRN-d-k is a pre-activation ResNet (preact.py) made shallower and k times wider:
 a 16-filter stem, then three stages of n = (d - 4) / 6 basic blocks with 16k, 32k
 and 64k filters (feature maps 32x32, 16x16, 8x8). The paper's point is that width
-is the cheaper way to capacity on CIFAR: WRN-28-10 beats ResNet-1001 with a
-thirty-sixth of its depth and trains several times faster, because wide
-convolutions keep a GPU busy where a thousand thin layers run one after another.
-Dropout between the two convolutions of each block (0.3 in the paper's CIFAR
+is the cheaper way to capacity on CIFAR: WRN-28-10 is more accurate than the
+1001-layer pre-activation ResNet at a thirty-sixth of its depth, and trains faster,
+because wide convolutions keep a GPU busy where a thousand thin layers run one
+after another. Dropout between the two convolutions of each block (0.3 in the paper's CIFAR
 runs) regularises the extra width.
 """
 from __future__ import annotations
@@ -42,9 +42,9 @@ class WideResNet(PreActResNet):
         if stem != "cifar":
             raise UserError(f"Unknown stem {stem!r} for this network: it is built for 32x32 images and has only "
                             "the 'cifar' stem.")
-        super().__init__(PreActBlock, (blocks,) * 3, tuple(width * width_factor for width in STAGE_WIDTHS),
-                         stem_width=STEM_WIDTH, dropout=dropout, num_classes=num_classes, stem=stem, drop_path=drop_path,
-                         in_channels=in_channels)
+        widths = tuple(width * width_factor for width in STAGE_WIDTHS)
+        super().__init__(PreActBlock, (blocks,) * 3, widths, stem_width=STEM_WIDTH, dropout=dropout,
+                         num_classes=num_classes, stem=stem, drop_path=drop_path, in_channels=in_channels)
 
 
 register_model("wrn16_8", WideResNet, "wide", depth=16, width_factor=8)

@@ -16,10 +16,15 @@ PAPER = {"resnet20": 269_722, "resnet32": 464_154, "resnet44": 658_586, "resnet5
 TORCHVISION_1000 = {"resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032,
                     "resnet101": 44_549_160, "resnet152": 60_192_808}
 CIFAR_STEM_10 = {"resnet18": 11_173_962, "resnet50": 23_520_842}
+# Pre-activation ResNets with a final BN-ReLU and Wide ResNets, 10 classes. preactresnet34 is resnet34's
+# 21,282,122 less the stem's BN and the shortcuts' BNs, with each block's first BN on its input (fewer
+# channels where a stage widens), plus the final BN: the same 1,792 fewer as preactresnet18 against resnet18.
+PREACT = {"preactresnet18": 11_172_170, "preactresnet34": 21_280_330}
+WIDE = {"wrn16_8": 10_961_370, "wrn28_10": 36_479_194}
 
 
-def test_list_models_names_the_paper_imagenet_and_fast_networks():
-    assert list_models() == [*PAPER, *TORCHVISION_1000, "fastresnet8"]
+def test_list_models_names_every_family_in_zoo_order():
+    assert list_models() == [*PAPER, *TORCHVISION_1000, *PREACT, *WIDE, "fastresnet8"]
     assert resnet_cifar.list_models() == list_models()
 
 
@@ -36,6 +41,12 @@ def test_imagenet_parameter_counts(name, expected):
 @pytest.mark.parametrize("name,expected", CIFAR_STEM_10.items())
 def test_cifar_stem_parameter_counts(name, expected):
     assert count_parameters(create_model(name)) == expected
+
+
+@pytest.mark.parametrize("name,expected", {**PREACT, **WIDE}.items())
+def test_preact_and_wide_parameter_counts(name, expected):
+    with torch.device("meta"):  # counted without allocating wrn28_10's 36M weights
+        assert count_parameters(create_model(name)) == expected
 
 
 @pytest.mark.parametrize("name", list(TORCHVISION_1000))
@@ -140,6 +151,8 @@ def test_models_command_prints_the_zoo(capsys):
     out = capsys.readouterr().out
     assert "resnet1202" in out and "19,421,274" in out and "GFLOPs" in out
     assert "fastresnet8" in out
+    for name, parameters in {**PREACT, **WIDE}.items():
+        assert name in out and f"{parameters:,}" in out
 
 
 def test_models_command_prints_a_layer_table(capsys):

@@ -7,14 +7,20 @@ four stages of 64..512 filters, basic or bottleneck blocks and "option B"
 projection shortcuts. The variants are arguments, not subclasses, and the
 module names follow torchvision (`conv1 bn1 layer1..4 fc`, `downsample`) so its
 state_dicts load unchanged.
+
+Stochastic depth (`drop_path`) is shared with the other residual families
+(preact.py, wide.py): `drop_path_rates` spreads the rate over the blocks and
+`drop_branch` is what each block applies to its residual branch.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import accumulate
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.ops import StochasticDepth
 
 from resnet_cifar.choices import STEMS
 from resnet_cifar.errors import UserError
@@ -30,6 +36,35 @@ def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
 
 def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_planes, out_planes, 1, stride=stride, bias=False)
+
+
+def check_probability(name: str, p: float) -> float:
+    """p itself, if it is a usable rate of dropping: 1 would drop every branch or feature and leave nothing to learn."""
+    if not 0 <= p < 1:
+        raise UserError(f"{name} must be at least 0 and below 1, got {p!r}.")
+    return p
+
+
+def drop_path_rates(drop_path: float, layers: Sequence[int]) -> list[list[float]]:
+    """Each block's probability of skipping its residual branch, stage by stage (one list per entry of `layers`).
+
+    The rate rises linearly from 0 at the first block to `drop_path` at the last
+    (Huang et al. 2016, as timm does): early blocks compute the features that every
+    later block builds on, so they are dropped least.
+    """
+    check_probability("drop_path", drop_path)
+    total = sum(layers)
+    rates = [drop_path * index / max(total - 1, 1) for index in range(total)]
+    return [rates[start:start + blocks] for start, blocks in zip(accumulate(layers, initial=0), layers)]
+
+
+def drop_branch(p: float) -> nn.Module:
+    """Drops a residual branch's output for each image with probability p while training, never in eval mode.
+
+    An Identity when p is 0, so a network without stochastic depth computes exactly
+    what it did before the option existed; neither has parameters, so state_dicts keep their keys.
+    """
+    return StochasticDepth(p, mode="row") if p > 0 else nn.Identity()
 
 
 class PadShortcut(nn.Module):
@@ -66,7 +101,7 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, in_planes: int, planes: int, stride: int = 1, shortcut: str = "B"):
+    def __init__(self, in_planes: int, planes: int, stride: int = 1, shortcut: str = "B", drop_path: float = 0.0):
         super().__init__()
         self.conv1 = conv3x3(in_planes, planes, stride)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -74,6 +109,7 @@ class BasicBlock(nn.Module):
         self.conv2 = conv3x3(planes, planes)
         self.bn2 = nn.BatchNorm2d(planes)
         self.downsample = make_shortcut(shortcut, in_planes, planes, stride)
+        self.drop_path = drop_branch(drop_path)
 
     def last_bn(self) -> nn.BatchNorm2d:
         return self.bn2
@@ -82,7 +118,7 @@ class BasicBlock(nn.Module):
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
+        return self.relu(self.drop_path(out) + identity)
 
 
 class Bottleneck(nn.Module):
@@ -94,7 +130,7 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, in_planes: int, planes: int, stride: int = 1, shortcut: str = "B"):
+    def __init__(self, in_planes: int, planes: int, stride: int = 1, shortcut: str = "B", drop_path: float = 0.0):
         super().__init__()
         out_planes = planes * self.expansion
         self.conv1 = conv1x1(in_planes, planes)
@@ -105,6 +141,7 @@ class Bottleneck(nn.Module):
         self.bn3 = nn.BatchNorm2d(out_planes)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = make_shortcut(shortcut, in_planes, out_planes, stride)
+        self.drop_path = drop_branch(drop_path)
 
     def last_bn(self) -> nn.BatchNorm2d:
         return self.bn3
@@ -114,7 +151,7 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        return self.relu(self.drop_path(out) + identity)
 
 
 class ResNet(Network):
@@ -123,6 +160,7 @@ class ResNet(Network):
     stem="cifar" is a 3x3 stride-1 convolution without max-pooling, so a 32x32
     image keeps its resolution into the first stage; stem="imagenet" is
     torchvision's 7x7 stride-2 convolution plus a 3x3 stride-2 max-pool.
+    drop_path is the stochastic-depth rate of the last block (see `drop_path_rates`).
     """
 
     def __init__(
@@ -135,6 +173,7 @@ class ResNet(Network):
         stem: str = "cifar",
         shortcut: str = "B",
         zero_init_residual: bool = False,
+        drop_path: float = 0.0,
         in_channels: int = 3,
     ):
         super().__init__()
@@ -157,8 +196,8 @@ class ResNet(Network):
         self.relu = nn.ReLU(inplace=True)
 
         self.in_planes = width
-        for index, (blocks, planes) in enumerate(zip(layers, widths)):
-            self.add_stage(f"layer{index + 1}", self._make_layer(block, planes, blocks, 1 if index == 0 else 2, shortcut))
+        for index, (planes, rates) in enumerate(zip(widths, drop_path_rates(drop_path, layers))):
+            self.add_stage(f"layer{index + 1}", self._make_layer(block, planes, rates, 1 if index == 0 else 2, shortcut))
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.head_description = "avgpool+fc"
         self.num_features = self.in_planes
@@ -178,10 +217,11 @@ class ResNet(Network):
                 if isinstance(module, (BasicBlock, Bottleneck)):
                     nn.init.zeros_(module.last_bn().weight)
 
-    def _make_layer(self, block, planes: int, blocks: int, stride: int, shortcut: str) -> nn.Sequential:
+    def _make_layer(self, block, planes: int, drop_rates: list[float], stride: int, shortcut: str) -> nn.Sequential:
+        """One block per entry of drop_rates, the first with the stage's stride."""
         stage = []
-        for index in range(blocks):
-            stage.append(block(self.in_planes, planes, stride if index == 0 else 1, shortcut))
+        for index, rate in enumerate(drop_rates):
+            stage.append(block(self.in_planes, planes, stride if index == 0 else 1, shortcut, rate))
             self.in_planes = planes * block.expansion
         return nn.Sequential(*stage)
 

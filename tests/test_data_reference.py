@@ -24,7 +24,7 @@ def test_an_image_becomes_normalised_float_channels_first():
 @pytest.mark.parametrize("policy", ["none", *POLICIES])
 def test_batches_have_the_models_input_size_with_every_step_on(policy):
     transform = reference_transform(32, MEAN, STD, crop_padding=4, padding_mode="zeros", flip=True, policy=policy,
-                                    input_size=64)
+                                    input_size=64, random_erasing=0.5)
     batches = list(reference_loader(constant_split(100), transform, 4, workers=0))
     assert len(batches) == 2
     x, y = batches[0]

@@ -3,7 +3,8 @@
 Most CIFAR code serves each training image as a PIL image from a map-style
 dataset and lets a DataLoader's worker processes transform it one image at a
 time: RandomCrop, RandomHorizontalFlip, perhaps a policy such as
-TrivialAugmentWide, Resize for ImageNet-sized networks, ToTensor, Normalize.
+TrivialAugmentWide, Resize for ImageNet-sized networks, ToTensor, Normalize,
+perhaps RandomErasing.
 `reference_transform` builds that chain from the settings our loader takes and
 `reference_loader` serves it, so that `bench/loader.py` and `bench/throughput.py`
 time our batched loader against the same work done the usual way. Training never
@@ -33,11 +34,12 @@ PADDING_MODES = {"reflect": "reflect", "zeros": "constant"}
 
 def reference_transform(image_size: int, mean: Sequence[float], std: Sequence[float], *, crop_padding: int = 0,
                         padding_mode: str = "reflect", flip: bool = False, policy: str = "none",
-                        input_size: int | None = None) -> transforms.Compose:
+                        input_size: int | None = None, random_erasing: float = 0.0) -> transforms.Compose:
     """A PIL image to a normalised float tensor [3, side, side], as a torchvision tutorial writes it.
 
-    Crop and flip come first, then the policy, the resize to `input_size`, ToTensor and Normalize
-    (mean and std on the 0-1 scale): the order our loader applies the same steps in.
+    Crop and flip come first, then the policy, the resize to `input_size`, ToTensor, Normalize
+    (mean and std on the 0-1 scale) and random erasing with probability `random_erasing`: the
+    order our loader applies the same steps in.
     """
     steps: list[Callable] = []
     if crop_padding:
@@ -49,6 +51,8 @@ def reference_transform(image_size: int, mean: Sequence[float], std: Sequence[fl
     if input_size is not None and input_size != image_size:
         steps.append(transforms.Resize(input_size))
     steps += [transforms.ToTensor(), transforms.Normalize(mean, std)]
+    if random_erasing:
+        steps.append(transforms.RandomErasing(random_erasing))
     return transforms.Compose(steps)
 
 

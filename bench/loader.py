@@ -137,7 +137,8 @@ def main() -> None:
 
     rows: dict[str, tuple[Epoch, Epoch | None]] = {"loader": (plain(split, args), torchvision_baseline(split, args))}
     for name in POLICIES:
-        rows[name] = (with_policy(split, args, name), None if name == "none" else torchvision_baseline(split, args, name))
+        baseline = None if name == "none" else torchvision_baseline(split, args, name)
+        rows[name] = (with_policy(split, args, name), baseline)
     rows["random_erasing"] = (with_erasing(split, args), torchvision_baseline(split, args, erasing=ERASING))
 
     rates: dict[str, list[float]] = {}

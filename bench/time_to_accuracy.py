@@ -164,7 +164,8 @@ def main() -> None:
     runs = [run_seed(seed, args, args.output) for seed in args.seeds]
 
     print(f"\n{args.preset} recipe, seeds {args.seeds}: {sum(epoch_flops) / 1e15:.4f} PFLOPs of training in "
-          f"{config.epochs} epochs ({epoch_flops[0] / 1e15:.4f} in the first, {epoch_flops[-1] / 1e15:.4f} in the last), "
+          f"{config.epochs} epochs ({epoch_flops[0] / 1e15:.4f} in the first, "
+          f"{epoch_flops[-1] / 1e15:.4f} in the last), "
           f"{val_flops / 1e15:.4f} per validation")
     print(f"{'target':>7} {'reached':>8} {'epochs':>7} {'training seconds':>17} {'with validation':>16} {'PFLOPs':>7}")
     result = {}

@@ -1,4 +1,4 @@
-"""The benchmarks' per-image torchvision baseline yields what our loader yields: normalised tensors of the model's size."""
+"""The benchmarks' per-image torchvision baseline yields normalised tensors of the model's input size."""
 from __future__ import annotations
 
 import pytest

@@ -219,11 +219,11 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
     args = parser.parse_args()
 
+    fast = json.loads((args.against / "summary.json").read_text()) if args.against is not None else None
     acc, seconds = train(args, resolve_device(args.device))
     print(f"seed {args.seed}: airbench94 {acc:.2%} after {seconds:.0f} s of training ({args.epochs} epochs)")
     result = f"airbench94_acc={acc:.4f} airbench94_train_s={seconds:.0f}"
-    if args.against is not None:
-        fast = json.loads((args.against / "summary.json").read_text())
+    if fast is not None:
         fast_acc, fast_s = fast["final_val_acc"], fast["train_seconds"]
         print(f"fast, {args.against}: {fast_acc:.2%} after {fast_s:.0f} s of training")
         result += (f" fast_acc={fast_acc:.4f} fast_train_s={fast_s:.0f} difference={100 * (fast_acc - acc):+.2f} "

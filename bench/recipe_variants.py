@@ -88,8 +88,8 @@ def main() -> None:
               f"{error:>10.2%}")
         if name != recipe:
             result.append(f"{name}_diff={statistics.mean(diffs):+.4f} {name}_se={error:.4f}")
-    print(f"RESULT {' '.join(result)} {recipe}_mean={statistics.mean(accuracy[recipe].values()):.4f} "
-          f"seeds={len(args.seeds)} epochs={args.epochs}")
+    result.append(f"{recipe}_mean={statistics.mean(accuracy[recipe].values()):.4f}")
+    print(f"RESULT {' '.join(result)} seeds={len(args.seeds)} epochs={args.epochs}")
 
 
 if __name__ == "__main__":

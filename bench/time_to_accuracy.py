@@ -20,8 +20,7 @@ JPEG copy of the CIFAR-10 training split, converted to the python layout).
 --epochs N trains a shorter or longer run of the same schedule: warmup, the stem
 bias's epochs and the early crops keep their share of the run (an early-crop
 phase lasts at least one epoch). The default, one seed of one epoch, is a quick
-check (about 4 minutes of `fast` on a 2-core CPU); a measurement passes the
-recipe's length and three seeds, e.g. for `fast`:
+check; a measurement passes the recipe's length and three seeds, e.g. for `fast`:
 
     python bench/time_to_accuracy.py --preset fast --seeds 0 1 2 --epochs 12 --data-dir DIR [--device cpu] [--reuse]
 

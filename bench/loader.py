@@ -1,5 +1,7 @@
-"""Augmented training images per second of our batched loader, plain and with each augmentation policy,
-against torchvision's per-image DataLoader doing the same work, in the same run.
+"""Augmented images per second of our loader, plain and with each policy, against torchvision's DataLoader.
+
+Our batched loader and torchvision's per-image DataLoader do the same work on the
+same images, in the same run.
 
 Every row makes the classic CIFAR training batch from the same images: a random
 32x32 crop of the image zero-padded by 4 pixels, a random horizontal flip,

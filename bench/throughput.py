@@ -1,5 +1,4 @@
-"""Training images per second of a recipe's run as `build_run` builds it, against the plain PyTorch loop
-a tutorial writes for the same training, model by model.
+"""Training images per second of a recipe's run against the plain PyTorch loop of a tutorial, model by model.
 
 Ours: the run of `--preset` (default `cpu`), with the --models, --batch-size,
 --amp and --compile given, built by `resnet_cifar.train.build.build_run` and

@@ -45,7 +45,8 @@ import numpy as np
 import torch
 
 from resnet_cifar.data import Loader, Split, load_dataset
-from resnet_cifar.data.augment import POLICIES, AugmentPolicy, RandomErasing
+from resnet_cifar.choices import AUGMENT_POLICIES
+from resnet_cifar.data.augment import AugmentPolicy, RandomErasing
 from resnet_cifar.data.preprocessing import Preprocessing
 from resnet_cifar.data.reference import reference_loader, reference_transform
 from resnet_cifar.errors import UserError
@@ -138,7 +139,7 @@ def main() -> None:
     split, source = read_images(args.data_dir, args.images)
 
     rows: dict[str, tuple[Epoch, Epoch | None]] = {"loader": (plain(split, args), torchvision_baseline(split, args))}
-    for name in POLICIES:
+    for name in AUGMENT_POLICIES:
         baseline = None if name == "none" else torchvision_baseline(split, args, name)
         rows[name] = (with_policy(split, args, name), baseline)
     rows["random_erasing"] = (with_erasing(split, args), torchvision_baseline(split, args, erasing=ERASING))

@@ -107,3 +107,55 @@ def test_the_settings_table_in_the_docs_is_the_settings_definition():
     """docs/training.md carries the table made from TrainConfig; `make docs` rewrites it."""
     docs = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text()
     assert settings_table() in docs
+
+
+def _accepts(key: str, value: str) -> None:
+    """Hand `value` of setting `key` to the module that implements it; raises if that module does not know it."""
+    import torch
+
+    from resnet_cifar.data import Loader, Split
+    from resnet_cifar.data.augment import AugmentPolicy
+    from resnet_cifar.data.cifar import RELEASES
+    from resnet_cifar.data.preprocessing import Preprocessing
+    from resnet_cifar.evaluation import tta_logits
+    from resnet_cifar.models import create_model
+    from resnet_cifar.train.hardware import amp_dtype
+    from resnet_cifar.train.optim import Schedule, build_optimizer
+
+    images = Split(torch.zeros(8, 3, 8, 8, dtype=torch.uint8), torch.zeros(8, dtype=torch.long))
+    preprocessing = Preprocessing(8, (0.5,) * 3, (0.25,) * 3)
+    if key == "stem":
+        with torch.device("meta"):
+            create_model("resnet20", stem=value)
+    elif key == "dataset":
+        if value not in (*RELEASES, "folder"):
+            raise ValueError(value)
+    elif key == "labels":
+        if getattr(RELEASES["cifar100"], f"{value}_key", None) is None:
+            raise ValueError(value)
+    elif key in ("padding_mode", "flip"):
+        Loader(images, batch_size=4, device="cpu", preprocessing=preprocessing, train=True, crop_padding=1,
+               **{key: value})
+    elif key == "augment":
+        AugmentPolicy(value)
+    elif key == "optimizer":
+        build_optimizer(torch.nn.Linear(2, 2), TrainConfig(optimizer=value))
+    elif key == "schedule":
+        Schedule(value, 0.1, 10)(5)
+    elif key == "tta":
+        tta_logits(torch.nn.Conv2d(3, 2, 1), torch.zeros(1, 3, 4, 4), value)
+    elif key == "amp":
+        try:
+            amp_dtype(value, torch.device("cpu"))
+        except UserError as error:  # a known mode that this machine cannot run
+            assert "needs a CUDA GPU" in str(error)
+    else:
+        raise AssertionError(f"no module check for the choices of {key!r}; add one here")
+
+
+@pytest.mark.parametrize("key", [key for key, f in FIELDS.items() if f.metadata["choices"]])
+def test_each_choice_of_a_setting_is_one_its_module_accepts_and_no_other(key):
+    for value in FIELDS[key].metadata["choices"]:
+        _accepts(key, value)
+    with pytest.raises((UserError, ValueError, KeyError, RuntimeError)):
+        _accepts(key, "no-such-choice")

@@ -41,3 +41,14 @@ def test_default_depends_on_the_machine():
 def test_unknown_preset_is_an_error():
     with pytest.raises(UserError, match="Unknown preset 'quick'"):
         recipe_settings("quick")
+
+
+def test_wrn28_10_is_the_papers_recipe():
+    from resnet_cifar.train.optim import build_schedule
+
+    config = resolve(recipe_settings("wrn28_10"), {}, {})
+    assert (config.model, config.dropout, config.epochs, config.batch_size) == ("wrn28_10", 0.3, 200, 128)
+    assert (config.optimizer, config.nesterov, config.lr, config.weight_decay) == ("sgd", True, 0.1, 5e-4)
+    schedule = build_schedule(config, steps_per_epoch=100)
+    lr_at_epoch = [schedule(epoch * 100) for epoch in (0, 59, 60, 119, 120, 160)]
+    assert lr_at_epoch == pytest.approx([0.1, 0.1, 0.02, 0.02, 0.004, 0.0008])

@@ -95,7 +95,7 @@ def test_a_missing_test_split_is_said_before_training(tmp_path, capsys):
 
 @pytest.mark.parametrize("flags, message", [
     (["--model", "fastresnet8", "--stem", "imagenet"], "--model fastresnet8 has only the cifar stem"),
-    (["--model", "fastresnet8", "--zero-init-residual"], "no residual branch to zero-initialise"),
+    (["--model", "fastresnet8", "--zero-init-residual"], "--model fastresnet8 has no --zero-init-residual option"),
     (["--init-from", "weights.pt"], "need --stem imagenet"),
     (["--model", "resnet7"], "Unknown model 'resnet7'"),
 ])

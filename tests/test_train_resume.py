@@ -38,9 +38,14 @@ def metrics(run):
         return [{k: v for k, v in row.items() if not k.endswith("seconds")} for row in csv.DictReader(f)]
 
 
-def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("augmentation", [
+    [],
+    # A policy, erasing and batch mixing each draw per image or per batch: all must continue exactly.
+    ["--augment", "trivialaugment", "--random-erasing", "0.5", "--cutmix", "1.0"],
+], ids=["crops-and-flips", "trivialaugment-erasing-cutmix"])
+def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(tmp_path, monkeypatch, capsys, augmentation):
     write_cifar10(tmp_path / "data", n_train=200, n_test=20)
-    data = ["--data-dir", str(tmp_path / "data")]
+    data = ["--data-dir", str(tmp_path / "data"), *augmentation]
     assert main(["train", *ARGS, *data, "--output", str(tmp_path / "straight")]) == 0
 
     send_sigterm_before(monkeypatch, epoch=1, batch=2)

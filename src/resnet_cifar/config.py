@@ -25,7 +25,8 @@ from typing import Any
 
 import yaml
 
-from resnet_cifar.choices import AMP_MODES, DATASETS, FLIPS, LABELS, OPTIMIZERS, PADDING_MODES, SCHEDULES, STEMS, TTA_MODES
+from resnet_cifar.choices import (AMP_MODES, AUGMENT_POLICIES, DATASETS, FLIPS, LABELS, OPTIMIZERS, PADDING_MODES,
+                                  SCHEDULES, STEMS, TTA_MODES)
 from resnet_cifar.errors import UserError
 
 
@@ -38,16 +39,18 @@ class Range:
 
     low: float
     closed: bool = False  # the low end itself is allowed
-    high: float | None = None  # excluded
+    high: float | None = None
+    high_closed: bool = False  # the high end itself is allowed
 
     def admits(self, value: float) -> bool:
         above = value >= self.low if self.closed else value > self.low
-        return above and (self.high is None or value < self.high)
+        below = self.high is None or (value <= self.high if self.high_closed else value < self.high)
+        return above and below
 
     def describe(self) -> str:
         """What `admits` asks, to follow "must": "be positive", "be in [0, 1)", ..."""
         if self.high is not None:
-            return f"be in [{self.low:g}, {self.high:g})" if self.closed else f"be in ({self.low:g}, {self.high:g})"
+            return f"be in {'[' if self.closed else '('}{self.low:g}, {self.high:g}{']' if self.high_closed else ')'}"
         if self.low == 0:
             return "not be negative" if self.closed else "be positive"
         return f"be at least {self.low:g}" if self.closed else f"be above {self.low:g}"
@@ -56,6 +59,7 @@ class Range:
 POSITIVE = Range(0)
 NON_NEGATIVE = Range(0, closed=True)
 FRACTION = Range(0, closed=True, high=1)  # 0 included, 1 not
+PROBABILITY = Range(0, closed=True, high=1, high_closed=True)
 
 
 def setting(default: Any, group: str, help: str, *, choices: tuple[str, ...] = (), limits: Range | None = None,
@@ -87,6 +91,10 @@ class TrainConfig:
                                              limits=POSITIVE)
     init_from: str | None = setting(None, "model", "torchvision ImageNet weights file (state_dict) to start from; "
                                     "needs --stem imagenet", metavar="FILE")
+    drop_path: float = setting(0.0, "model", "stochastic depth: the last residual branch is dropped with this "
+                               "probability in training, earlier ones less, linearly (0: off)", limits=FRACTION)
+    dropout: float = setting(0.0, "model", "Wide ResNets: dropout between the two convolutions of each block (0: off)",
+                             limits=FRACTION)
     # Data
     dataset: str = setting("cifar10", "data", "which dataset", choices=DATASETS)
     data_dir: str = setting("data", "data", "folder holding the dataset (or where --download puts it)",
@@ -112,6 +120,17 @@ class TrainConfig:
                                           "this side: cheaper steps, objects at their scale", limits=POSITIVE)
     early_crop_epochs: int = setting(0, "data", "epochs at the start trained on --early-crop-size windows (0: none)",
                                      limits=NON_NEGATIVE)
+    augment: str = setting("none", "data", "augmentation policy, drawn per image: AutoAugment's CIFAR-10 policy, "
+                           "RandAugment or TrivialAugmentWide", choices=AUGMENT_POLICIES)
+    randaugment_ops: int = setting(2, "data", "randaugment: operations per image", limits=NON_NEGATIVE)
+    randaugment_magnitude: int = setting(9, "data", "randaugment: magnitude bin, 0 to 30",
+                                         limits=Range(0, closed=True, high=30, high_closed=True))
+    random_erasing: float = setting(0.0, "data", "probability of erasing a random box of each training image "
+                                    "(after normalisation, so it takes the mean colour; 0: off)", limits=PROBABILITY)
+    mixup: float = setting(0.0, "data", "MixUp's Beta alpha: each batch blended with itself shuffled (0: off)",
+                           limits=NON_NEGATIVE)
+    cutmix: float = setting(0.0, "data", "CutMix's Beta alpha: a box of each image replaced by another's; with "
+                            "--mixup too, each batch takes one of the two (0: off)", limits=NON_NEGATIVE)
     # Optimisation
     epochs: int = setting(10, "optimisation", "epochs to train (with --resume: extend the run to this many)",
                           limits=POSITIVE, resumable=True)
@@ -132,7 +151,9 @@ class TrainConfig:
     schedule: str = setting("cosine", "optimisation", "learning-rate schedule, applied per step after the warmup",
                             choices=SCHEDULES)
     milestones: list[float] = setting([0.5, 0.75], "optimisation", "multistep: fractions of the run at which the "
-                                      "lr is divided by 10")
+                                      "lr is multiplied by --milestone-gamma")
+    milestone_gamma: float = setting(0.1, "optimisation", "multistep: the factor applied to the lr at each milestone",
+                                     limits=Range(0, high=1))
     warmup_epochs: float = setting(0.0, "optimisation", "linear warmup from lr/100, in epochs (may be fractional); "
                                    "with the linear schedule, the one-cycle shape", limits=NON_NEGATIVE)
     label_smoothing: float = setting(0.0, "optimisation", "label smoothing of the training loss", limits=FRACTION)

@@ -8,13 +8,16 @@ what they measure is what a user trains.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from resnet_cifar.config import TrainConfig, train_crop_size
 from resnet_cifar.data import Dataset, Loader, Split, load_dataset
+from resnet_cifar.data.augment import AugmentPolicy, RandomErasing
 from resnet_cifar.data.preprocessing import Preprocessing
 from resnet_cifar.errors import UserError
 from resnet_cifar.models import Network, create_model, model_entry
@@ -24,8 +27,14 @@ from resnet_cifar.train.ema import EMA
 from resnet_cifar.train.engine import Engine
 from resnet_cifar.train.hardware import amp_dtype, configure
 from resnet_cifar.train.hooks import recipe_hooks
+from resnet_cifar.train.mixing import BatchMixer, Mixed
 from resnet_cifar.train.optim import build_optimizer, build_schedule
 from resnet_cifar.world import World
+
+# The random stream of the batch mixing, beside the loader's (see resnet_cifar.data.loader).
+MIXING_STREAM = 4
+# Model options that are settings, passed only when set: not every network of the zoo has each of them.
+MODEL_OPTIONS = ("zero_init_residual", "drop_path", "dropout")
 
 
 @dataclass
@@ -39,15 +48,25 @@ class Run:
     model: Network
     model_kwargs: dict[str, Any]  # create_model's arguments besides the name: what a checkpoint rebuilds it from
     engine: Engine
+    mixer: BatchMixer | None = None
 
     @property
     def eval_model(self) -> torch.nn.Module:
         """The weights validation scores, best.pt selects and inference uses: the average when there is one."""
         return self.engine.ema.module if self.engine.ema is not None else self.model
 
-    def train_batches(self, epoch: int, start_batch: int = 0):
-        """The training batches of `epoch` from `start_batch` on, at the epoch's crop size."""
-        return self.train_loader.epoch(epoch, start_batch=start_batch, crop_size=train_crop_size(self.config, epoch))
+    def train_batches(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor | Mixed]]:
+        """The training batches of `epoch` from `start_batch` on, at the epoch's crop size, mixed when asked
+        (the labels then become a `Mixed`); each batch's mixing, like its images, depends only on its position."""
+        batches = self.train_loader.epoch(epoch, start_batch=start_batch, crop_size=train_crop_size(self.config, epoch))
+        if self.mixer is None:
+            yield from batches
+            return
+        rng = np.random.default_rng([self.config.seed % 2**64, epoch, MIXING_STREAM])
+        draws = self.mixer.plan(rng, len(self.train_loader))[start_batch:]
+        for (x, y), draw in zip(batches, draws):
+            mixed = self.mixer.mix(x, y, self.dataset.num_classes, draw)
+            yield mixed.x, mixed
 
     def eval_loader(self, split: Split) -> Loader:
         """A loader of `split` for evaluation: this process's share, prepared as training's images are."""
@@ -78,17 +97,26 @@ def build_run(config: TrainConfig, world: World, dataset: Dataset | None = None,
     preprocessing = Preprocessing.for_run(config.image_size, config.input_size, config.mean, config.std,
                                           dataset.mean, dataset.std)
     options = _loader_options(config, world, preprocessing)
+    policy = AugmentPolicy(config.augment, num_ops=config.randaugment_ops, magnitude=config.randaugment_magnitude)
     train_loader = Loader(dataset.train, train=True, crop_padding=config.crop_padding,
-                          padding_mode=config.padding_mode, flip=config.flip, cutout=config.cutout, **options)
+                          padding_mode=config.padding_mode, flip=config.flip, cutout=config.cutout, policy=policy,
+                          erasing=RandomErasing(config.random_erasing), **options)
     val_loader = Loader(dataset.val, train=False, **options) if dataset.val is not None else None
-    model_kwargs: dict[str, Any] = {"num_classes": dataset.num_classes, "stem": config.stem}
-    if config.zero_init_residual:  # passed only when asked: not every network of the zoo has the option
-        model_kwargs["zero_init_residual"] = True
+    model_kwargs = _model_kwargs(config, dataset.num_classes)
     model = create_model(config.model, **model_kwargs)
     if config.init_from and init_weights:
         init_from_torchvision(model, config.init_from)
     engine = _engine(config, world, model, dataset.train.images, preprocessing, len(train_loader))
-    return Run(config, world, dataset, preprocessing, train_loader, val_loader, engine.model, model_kwargs, engine)
+    mixer = (BatchMixer(mixup=config.mixup or None, cutmix=config.cutmix or None)
+             if config.mixup or config.cutmix else None)
+    return Run(config, world, dataset, preprocessing, train_loader, val_loader, engine.model, model_kwargs, engine,
+               mixer)
+
+
+def _model_kwargs(config: TrainConfig, num_classes: int) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"num_classes": num_classes, "stem": config.stem}
+    kwargs.update({key: getattr(config, key) for key in MODEL_OPTIONS if getattr(config, key)})
+    return kwargs
 
 
 def memory_format(config: TrainConfig) -> torch.memory_format:
@@ -101,8 +129,11 @@ def check_model_settings(config: TrainConfig) -> None:
     if config.stem not in entry.stems:
         raise UserError(f"--model {config.model} has only the {' or '.join(entry.stems)} stem; "
                         f"drop --stem {config.stem} or choose another --model.")
-    if config.zero_init_residual and "zero_init_residual" not in entry.options:
-        raise UserError(f"--model {config.model} has no residual branch to zero-initialise; drop --zero-init-residual.")
+    for key in MODEL_OPTIONS:
+        if getattr(config, key) and key not in entry.options:
+            flag = "--" + key.replace("_", "-")
+            raise UserError(f"--model {config.model} has no {flag} option (its options: "
+                            f"{', '.join(entry.options) or 'none'}); drop {flag} or choose another --model.")
     if config.init_from and entry.family != "ImageNet":
         raise UserError(f"--init-from takes torchvision ImageNet weights, which fit only --model NAME for NAME in "
                         f"{', '.join(IMAGENET_MODELS)}; --model {config.model} is not one of them.")

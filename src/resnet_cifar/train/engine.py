@@ -26,6 +26,7 @@ from torch import nn
 from resnet_cifar.checkpoint import load_model_state, plain_state_dict
 from resnet_cifar.train.ema import EMA
 from resnet_cifar.train.hooks import RecipeHook
+from resnet_cifar.train.mixing import Mixed, mixed_correct
 from resnet_cifar.train.optim import Schedule, apply_schedule
 from resnet_cifar.world import World
 
@@ -119,14 +120,16 @@ class Engine:
             self.ema.load_state_dict(state["ema"])
         self.step = state["step"]
 
-    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One optimizer step on the batch; returns the (device) loss and logits."""
+    def train_step(self, x: torch.Tensor, y: torch.Tensor | Mixed) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step on the batch (labels, or the soft targets of a mixed batch); returns the (device)
+        loss and logits."""
         self.lr = apply_schedule(self.optimizer, self.schedule, self.step)
         for hook in self.hooks:
             hook.before_step(self.optimizer, self.step)
         with torch.autocast(x.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
             logits = self.wrapped(x)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=self.label_smoothing)
+        targets = y.targets if isinstance(y, Mixed) else y
+        loss = F.cross_entropy(logits.float(), targets, label_smoothing=self.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.grad_clip is not None:
@@ -162,9 +165,9 @@ class Engine:
         for x, y in batches:
             loss, logits = self.train_step(x, y)
             with torch.no_grad():
-                totals.sums[0] += loss.detach() * len(y)
-                totals.sums[1] += (logits.argmax(1) == y).sum()
-            totals.count += len(y)
+                totals.sums[0] += loss.detach() * len(x)
+                totals.sums[1] += mixed_correct(logits, y) if isinstance(y, Mixed) else (logits.argmax(1) == y).sum()
+            totals.count += len(x)
             totals.batches += 1
             totals.seconds = seconds_before + time.monotonic() - started
             since_check += 1

@@ -9,6 +9,7 @@ import random
 import numpy as np
 import torch
 
+from resnet_cifar.choices import AMP_MODES
 from resnet_cifar.errors import UserError
 
 
@@ -37,6 +38,8 @@ def amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
     scaling), fp16 on older GPUs, and float32 on the CPU: bf16 there is only
     faster with AMX (Intel Xeon 4th generation and later); on AVX2 it was 3x slower.
     """
+    if setting not in AMP_MODES:
+        raise ValueError(f"Unknown mixed precision {setting!r}; choose one of: {', '.join(AMP_MODES)}.")
     if setting == "off":
         return None
     if setting == "fp16":

@@ -83,7 +83,8 @@ class Schedule:
     peak: float
     total_steps: int
     warmup_steps: int = 0
-    milestones: tuple[float, ...] = ()  # multistep: fractions of total_steps where lr is divided by 10
+    milestones: tuple[float, ...] = ()  # multistep: fractions of total_steps where the lr is multiplied by gamma
+    gamma: float = 0.1
 
     def __post_init__(self) -> None:
         if self.kind not in SCHEDULES:
@@ -94,7 +95,7 @@ class Schedule:
             start = self.peak / 100
             return start + (self.peak - start) * step / self.warmup_steps
         if self.kind == "multistep":
-            return self.peak * 0.1 ** sum(step >= round(m * self.total_steps) for m in self.milestones)
+            return self.peak * self.gamma ** sum(step >= round(m * self.total_steps) for m in self.milestones)
         progress = min((step - self.warmup_steps) / max(self.total_steps - self.warmup_steps, 1), 1.0)
         if self.kind == "cosine":
             return self.peak * 0.5 * (1 + math.cos(math.pi * progress))
@@ -106,7 +107,7 @@ class Schedule:
 def build_schedule(config: TrainConfig, steps_per_epoch: int) -> Schedule:
     total = config.epochs * steps_per_epoch
     warmup = min(round(config.warmup_epochs * steps_per_epoch), total)
-    return Schedule(config.schedule, config.lr, total, warmup, tuple(config.milestones))
+    return Schedule(config.schedule, config.lr, total, warmup, tuple(config.milestones), config.milestone_gamma)
 
 
 def apply_schedule(optimizer: torch.optim.Optimizer, schedule: Schedule, step: int) -> float:

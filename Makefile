@@ -14,8 +14,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# make train ARGS="--data-dir ~/data --preset fast" trains with those flags instead.
+ARGS ?= --dataset cifar10 --data-dir data --download
+
 train: install
-	$(BIN)/resnet-cifar train --dataset cifar10 --data-dir data --download
+	$(BIN)/resnet-cifar train $(ARGS)
 
 test: install
 	$(BIN)/python -m pytest

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -133,3 +134,56 @@ def test_resume_needs_a_run_folder_or_its_checkpoint(tmp_path, capsys):
     stray.write_bytes(b"")
     assert train("--resume", stray) == 2
     assert "inside a run folder's checkpoints/" in capsys.readouterr().err
+
+
+def test_a_hand_edited_config_is_said_on_resume_not_reverted(tmp_path, capsys):
+    write_cifar10(tmp_path / "data", n_train=120, n_test=20)
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "paper", "--data-dir", str(tmp_path / "data"), "--val-split", "40",
+                 "--batch-size", "40", "--epochs", "1", "--output", str(run)]) == 0
+    config = run / "config.yaml"
+    config.write_text(config.read_text().replace("lr: 0.1", "lr: 0.3"))
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--epochs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "config.yaml says lr: 0.3, but the run was trained with 0.1" in err and len(err.splitlines()) == 1
+
+
+def test_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path, monkeypatch):
+    from resnet_cifar.commands.train import _claimed
+
+    monkeypatch.chdir(tmp_path)
+    base = Path("runs") / "fast-20261201-120000"
+    assert [_claimed(base, None) for _ in range(3)] == [base, base.with_name(base.name + "-2"),
+                                                         base.with_name(base.name + "-3")]
+    assert _claimed(Path("mine"), "mine") == Path("mine") and not Path("mine").exists()
+
+
+def test_a_finished_run_ends_with_the_commands_that_use_it_and_evaluate_reproduces_its_figure(tmp_path, capsys):
+    """Evaluate's default TTA is the run's, so --split val gives exactly the best validation accuracy reported."""
+    write_cifar10(tmp_path / "data", n_train=160, n_test=20)
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "paper", "--data-dir", str(tmp_path / "data"), "--val-split", "60",
+                 "--batch-size", "20", "--epochs", "2", "--tta", "flip-translate", "--output", str(run)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    best = run / "checkpoints" / "best.pt"
+    assert lines[-4] == "Next:"
+    assert lines[-3].strip() == f"resnet-cifar evaluate {best} --split val --output {run / 'evaluation'}"
+    assert lines[-2].strip().startswith(f"resnet-cifar predict {best} ")
+    assert lines[-1].strip() == f"resnet-cifar export {best} --format onnx --output {run / 'model.onnx'}"
+
+    assert main(lines[-3].split()[1:]) == 0
+    out = capsys.readouterr().out
+    assert "TTA flip-translate (the run's validation)" in out
+    evaluation = json.loads((run / "evaluation" / "evaluation.json").read_text())
+    summary = json.loads((run / "summary.json").read_text())
+    assert evaluation["top1"] == summary["best_val_acc"]
+
+
+def test_make_train_passes_its_arguments_on():
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(["make", "-n", "--no-print-directory", "-C", str(root), "train",
+                             "ARGS=--data-dir ~/data --preset fast"], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1].endswith("resnet-cifar train --data-dir ~/data --preset fast")

@@ -146,3 +146,16 @@ def test_first_signal_asks_to_stop_and_a_second_ctrl_c_stops_at_once():
         os.kill(os.getpid(), signal.SIGTERM)
         assert stop.exit_code == 143
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_the_eta_weighs_cheap_epochs_less_and_counts_the_validations_left(monkeypatch):
+    """Two epochs of cheap steps (cost 0.5) then two of whole ones; after the first epoch, which took 10 s of
+    training and 2 s of validation, the rest is 10 s + 2 x 20 s of training and 3 validations of 2 s."""
+    now = [0.0]
+    monkeypatch.setattr("resnet_cifar.train.progress.time.monotonic", lambda: now[0])
+    progress = Progress(epochs=4, steps_per_epoch=10, first_step=0, enabled=False,
+                        step_cost=lambda epoch: 0.5 if epoch < 2 else 1.0)
+    now[0] = 12.0
+    progress.end_epoch({"epoch": 1, "lr": 0.1, "train_loss": 1.0, "train_acc": 0.5, "val_loss": 1.0, "val_acc": 0.5,
+                        "train_seconds": 10.0, "seconds": 12.0}, images_per_second=100.0, step=10)
+    assert progress.eta(step=10) == pytest.approx(10 + 2 * 20 + 3 * 2)

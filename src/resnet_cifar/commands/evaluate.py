@@ -42,9 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="images training held out for validation (default: the training run's, else 5000)")
     parser.add_argument("--seed", type=int, metavar="N",
                         help="seed that chose the validation images (default: the training run's, else 0)")
-    parser.add_argument("--tta", nargs="?", const="flip", default="none", choices=TTA_MODES, metavar="MODE",
-                        help=f"test-time augmentation: {', '.join(TTA_MODES)} "
-                             "(a bare --tta means flip; default none)")
+    parser.add_argument("--tta", nargs="?", const="flip", choices=TTA_MODES, metavar="MODE",
+                        help=f"test-time augmentation: {', '.join(TTA_MODES)} (a bare --tta means flip; default: "
+                             "the views the run validated with, so --split val gives the run's own figure)")
     parser.add_argument("--output", type=Path, metavar="DIR",
                         help="write evaluation.json, confusion.csv, confusion.png, reliability.png and mistakes.png "
                              "into DIR")
@@ -58,7 +58,7 @@ def settings(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]
     choose images within the data, not the data itself) training's default, which an older or hand-made
     checkpoint without a config was trained with."""
     resolved = {}
-    for key in ("dataset", "data_dir", "val_split", "seed", "labels"):
+    for key in ("dataset", "data_dir", "val_split", "seed", "labels", "tta"):
         flag = getattr(args, key, None)
         if flag is not None or key in config:
             resolved[key] = flag if flag is not None else config[key]
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"The {args.split} split is empty (val_split {data['val_split']}); "
                         "choose another --split or pass --val-split N.")
     loader = Loader(split, batch_size=args.batch_size, device=device, preprocessing=preprocessing, train=False)
-    metrics = evaluate(model, loader.epoch(0), len(model.classes), tta=args.tta, mistakes=MISTAKES)
+    metrics = evaluate(model, loader.epoch(0), len(model.classes), tta=data["tta"], mistakes=MISTAKES)
 
     report = {
         "checkpoint": str(args.checkpoint),
@@ -109,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
         "data_dir": str(data["data_dir"]),
         "split": args.split,
         **({"val_split": data["val_split"], "seed": data["seed"]} if args.split != "test" else {}),
-        "tta": args.tta,
+        "tta": data["tta"],
+        "tta_from": "--tta" if args.tta is not None else "the run's validation" if "tta" in config else "the default",
         "images": metrics.count,
         "top1": metrics.accuracy,
         "top5": metrics.top5,
@@ -137,7 +138,7 @@ def print_report(report: dict[str, Any], metrics: Metrics) -> None:
     print(f"{report['model']} from {report['checkpoint']}, {weights}")
     held_out = f", val_split {report['val_split']}, seed {report['seed']}" if "seed" in report else ""
     print(f"{report['dataset']} {report['split']} split of {report['data_dir']}: {report['images']} images{held_out}, "
-          f"TTA {report['tta']}")
+          f"TTA {report['tta']} ({report['tta_from']})")
     print()
     print(f"top-1 accuracy  {report['top1']:7.2%}")
     print(f"top-5 accuracy  {report['top5']:7.2%}")

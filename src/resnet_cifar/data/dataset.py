@@ -63,7 +63,7 @@ def split_off_validation(train: Split, size: int, seed: int) -> tuple[Split, Spl
     """(rest, validation): `size` images, each class in proportion to its share of `train`, chosen by `seed`."""
     if size >= len(train):
         raise UserError(f"--val-split {size} leaves no training images (the training split has {len(train)}); "
-                        "choose a smaller --val-split.")
+                        "choose a smaller --val-split (or, resuming a run, pass the --data-dir it was trained on).")
     labels = train.labels.numpy()
     classes, counts = np.unique(labels, return_counts=True)
     # Largest-remainder rounding: each class gets floor(its exact share), and the

@@ -68,6 +68,14 @@ class Run:
             mixed = self.mixer.mix(x, y, self.dataset.num_classes, draw)
             yield mixed.x, mixed
 
+    def step_cost(self, epoch: int) -> float:
+        """A training step's cost in `epoch` relative to one on whole images: the share of pixels its crops keep
+        (a crop the loader resizes to input_size costs a whole step)."""
+        side = train_crop_size(self.config, epoch)
+        if side is None or self.config.input_size is not None:
+            return 1.0
+        return side * side / (self.train_loader.height * self.train_loader.width)
+
     def eval_loader(self, split: Split) -> Loader:
         """A loader of `split` for evaluation: this process's share, prepared as training's images are."""
         return Loader(split, train=False, **_loader_options(self.config, self.world, self.preprocessing))

@@ -1,12 +1,17 @@
 """What the user sees while training: a bar per epoch on a terminal, one line per epoch in a log file.
 
 Only the main process shows anything. The run's ETA counts from this process's
-start, so a resumed run estimates from its own pace.
+start, so a resumed run estimates from its own pace. Epochs need not cost the
+same (the early small crops): `step_cost(epoch)` gives each epoch's cost of a
+step relative to the others, and the ETA is the training time per unit of cost
+so far times the cost left, plus the mean validation time so far for each
+validation left.
 """
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 from tqdm import tqdm
@@ -21,7 +26,8 @@ def format_duration(seconds: float) -> str:
 
 
 class Progress:
-    def __init__(self, epochs: int, steps_per_epoch: int, first_step: int, *, enabled: bool, stream: TextIO | None = None):
+    def __init__(self, epochs: int, steps_per_epoch: int, first_step: int, *, enabled: bool, stream: TextIO | None = None,
+                 step_cost: Callable[[int], float] = lambda epoch: 1.0):
         self.stream = stream or sys.stderr
         self.enabled = enabled
         self.interactive = enabled and self.stream.isatty()
@@ -29,12 +35,30 @@ class Progress:
         self.total_steps = epochs * steps_per_epoch
         self.steps_per_epoch = steps_per_epoch
         self.first_step = first_step
+        self.step_cost = step_cost
         self.started = time.monotonic()
+        self.validation_seconds: list[float] = []
         self.bar: tqdm | None = None
 
+    def _cost(self, start: int, stop: int) -> float:
+        """The cost of steps start..stop-1, in units of a step of cost 1."""
+        total, step = 0.0, start
+        while step < stop:
+            epoch_end = min((step // self.steps_per_epoch + 1) * self.steps_per_epoch, stop)
+            total += (epoch_end - step) * self.step_cost(step // self.steps_per_epoch)
+            step = epoch_end
+        return total
+
     def eta(self, step: int) -> float:
-        done = step - self.first_step
-        return (time.monotonic() - self.started) / done * (self.total_steps - step) if done else 0.0
+        """Seconds left for the whole run, validations included, at the pace of this process so far."""
+        done = self._cost(self.first_step, step)
+        if not done:
+            return 0.0
+        training = time.monotonic() - self.started - sum(self.validation_seconds)
+        validations_left = self.epochs - step // self.steps_per_epoch  # an epoch just ended has been validated
+        validation = (sum(self.validation_seconds) / len(self.validation_seconds) * validations_left
+                      if self.validation_seconds else 0.0)
+        return training / done * self._cost(step, self.total_steps) + validation
 
     def start_epoch(self, epoch: int, start_batch: int) -> None:
         if self.interactive:
@@ -50,6 +74,8 @@ class Progress:
             )
 
     def end_epoch(self, row: dict, images_per_second: float, step: int) -> None:
+        """Report the epoch of metrics `row` (its `seconds` less its `train_seconds` are its validation's)."""
+        self.validation_seconds.append(max(row["seconds"] - row.get("train_seconds", row["seconds"]), 0.0))
         if self.bar is not None:
             self.bar.close()
             self.bar = None

@@ -36,7 +36,8 @@ def train(config: TrainConfig, run_dir: Path, world: World, *, resume: tuple[Pat
     try:
         folder.write_config(config)
         rows = folder.read_metrics(state.epoch) if resume is not None else []
-        progress = Progress(config.epochs, len(run.train_loader), run.engine.step, enabled=world.is_main)
+        progress = Progress(config.epochs, len(run.train_loader), run.engine.step, enabled=world.is_main,
+                            step_cost=run.step_cost)
         progress.message(_start_line(run, run_dir))
         with StopRequest() as stop:
             if not run_epochs(run, state, rows, folder, progress, stop):
@@ -51,6 +52,7 @@ def train(config: TrainConfig, run_dir: Path, world: World, *, resume: tuple[Pat
         folder.close(failed=failed)
     if world.is_main:
         print(_final_line(summary, run_dir), file=sys.stdout, flush=True)
+        print(_next_commands(run_dir, folder, validated=run.val_loader is not None), file=sys.stdout, flush=True)
     return 0
 
 
@@ -91,6 +93,18 @@ def _summary(run: Run, state: TrainingState, rows: list[dict]) -> dict[str, Any]
         "train_seconds": tally.train_seconds,
         "images_per_second": tally.train_images / max(tally.train_seconds, 1e-9),
     }
+
+
+def _next_commands(run_dir: Path, folder: RunFolder, *, validated: bool) -> str:
+    """What a user does with a finished run, ready to paste."""
+    weights = folder.best if folder.best.is_file() else folder.last
+    split = "val" if validated else "test"
+    return "\n".join([
+        "Next:",
+        f"  resnet-cifar evaluate {weights} --split {split} --output {run_dir / 'evaluation'}",
+        f"  resnet-cifar predict {weights} IMAGE_OR_FOLDER --explain {run_dir / 'explained'}",
+        f"  resnet-cifar export {weights} --format onnx --output {run_dir / 'model.onnx'}",
+    ])
 
 
 def _final_line(summary: dict[str, Any], run_dir: Path) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,17 @@ def test_each_choice_of_a_setting_is_one_its_module_accepts_and_no_other(key):
         _accepts(key, value)
     with pytest.raises((UserError, ValueError, KeyError, RuntimeError)):
         _accepts(key, "no-such-choice")
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"lr: 0.1\nepochs: 3\nlr: 0.2\n", "gives 'lr' twice (again on line 3); keep one"),
+    (b"\xff\xfe\x00 lr", "is not UTF-8 text"),
+    (b"lr: [1\n", "is not valid YAML"),
+])
+def test_config_files_that_cannot_be_read_as_settings_are_one_sentence(tmp_path, content, message):
+    path = tmp_path / "run.yaml"
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=re.escape(message)):
+        read_yaml(path)
+    with pytest.raises(UserError, match="is a folder; pass a YAML file"):
+        read_yaml(tmp_path)

@@ -105,3 +105,35 @@ def test_model_settings_are_checked_before_the_data_is_read(tmp_path, capsys, fl
     assert main(["train", *TINY, "--data-dir", str(tmp_path / "nowhere"), *flags,
                  "--output", str(tmp_path / "run")]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--model", "fastresnet8", "--input-size", "4"], "fastresnet8 cannot take 4x4 images"),
+    (["--preset", "fast", "--early-crop-size", "6"], "pass a larger --early-crop-size"),
+])
+def test_sides_a_network_cannot_take_are_refused_before_any_work(tmp_path, capsys, flags, message):
+    assert main(["train", *flags, "--data-dir", str(tmp_path / "nowhere"), "--output", str(tmp_path / "run")]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+def test_a_full_disk_while_training_says_the_last_good_checkpoint_is_intact(run_of_one_epoch, monkeypatch, capsys):
+    import errno
+
+    from resnet_cifar import checkpoint
+
+    good = (run_of_one_epoch / "checkpoints" / "last.pt").read_bytes()
+    real_save = torch.save
+
+    def disk_full(obj, file, *args, **kwargs):
+        file.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run_of_one_epoch), "--epochs", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "the disk is full" in err and "still holds the last good checkpoint" in err
+    monkeypatch.setattr(torch, "save", real_save)
+    assert (run_of_one_epoch / "checkpoints" / "last.pt").read_bytes() == good
+    assert checkpoint.read_checkpoint(run_of_one_epoch / "checkpoints" / "last.pt")["epoch"] == 1
+    assert not [p for p in (run_of_one_epoch / "checkpoints").iterdir() if p.name.startswith(".")]

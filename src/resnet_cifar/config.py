@@ -268,15 +268,43 @@ def train_crop_size(config: TrainConfig, epoch: int) -> int | None:
     return config.early_crop_size if epoch < config.early_crop_epochs else None
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, line: int) -> None:
+        super().__init__(key, line)
+        self.key, self.line = key, line
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, but a key given twice is an error rather than the last one silently winning."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise _DuplicateKey(key, key_node.start_mark.line + 1)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """The settings in a YAML file (a mapping of keys to values), checked against TrainConfig."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"Config file {path} is a folder; pass a YAML file such as {path / 'config.yaml'}.")
     if not path.is_file():
         raise UserError(f"Config file {path} does not exist; check the path.")
     try:
-        values = yaml.safe_load(path.read_text()) or {}
+        values = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}
+    except UnicodeDecodeError:
+        raise UserError(f"Config file {path} is not UTF-8 text; pass a YAML file of settings (key: value lines).") from None
+    except _DuplicateKey as error:
+        raise UserError(f"Config file {path} gives {error.key!r} twice (again on line {error.line}); keep one.") from None
     except yaml.YAMLError as error:
-        raise UserError(f"Config file {path} is not valid YAML ({str(error).splitlines()[0]}); fix its syntax.") from error
+        mark = getattr(error, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        raise UserError(f"Config file {path} is not valid YAML ({str(error).splitlines()[0]}{where}); "
+                        "fix its syntax.") from None
     if not isinstance(values, dict):
         raise UserError(f"Config file {path} must be a mapping of settings (key: value lines).")
     return check_values(values, str(path))

@@ -18,7 +18,7 @@ from resnet_cifar.models.network import Network
 from resnet_cifar.models.registry import count_parameters, create_model
 
 
-def check_input_size(name: str, input_size: int, **kwargs) -> None:
+def check_input_size(name: str, input_size: int, flag: str = "--input-size", **kwargs) -> None:
     """Refuse an image side that network `name` (built with `kwargs`) shrinks below one pixel.
 
     Tried on the meta device, where a forward pass computes only shapes: no memory, no time.
@@ -29,7 +29,7 @@ def check_input_size(name: str, input_size: int, **kwargs) -> None:
             model(torch.zeros(1, 3, input_size, input_size))
         except RuntimeError:
             raise UserError(f"{name} cannot take {input_size}x{input_size} images: its layers shrink them below "
-                            "one pixel; pass a larger --input-size.") from None
+                            f"one pixel; pass a larger {flag}.") from None
 
 
 def _example(model: nn.Module, input_size: int, in_channels: int) -> torch.Tensor:

@@ -21,6 +21,7 @@ from resnet_cifar.data.augment import AugmentPolicy, RandomErasing
 from resnet_cifar.data.preprocessing import Preprocessing
 from resnet_cifar.errors import UserError
 from resnet_cifar.models import Network, create_model, model_entry
+from resnet_cifar.models.summary import check_input_size
 from resnet_cifar.pretrained import IMAGENET_MODELS, init_from_torchvision
 from resnet_cifar.train.distributed import data_parallel, sync_batch_norm
 from resnet_cifar.train.ema import EMA
@@ -142,6 +143,11 @@ def check_model_settings(config: TrainConfig) -> None:
             flag = "--" + key.replace("_", "-")
             raise UserError(f"--model {config.model} has no {flag} option (its options: "
                             f"{', '.join(entry.options) or 'none'}); drop {flag} or choose another --model.")
+    sides = {"--input-size" if config.input_size else "--image-size": config.input_size or config.image_size}
+    if config.early_crop_epochs and config.input_size is None:
+        sides["--early-crop-size"] = config.early_crop_size
+    for flag, side in sides.items():
+        check_input_size(config.model, side, flag, stem=config.stem)
     if config.init_from and entry.family != "ImageNet":
         raise UserError(f"--init-from takes torchvision ImageNet weights, which fit only --model NAME for NAME in "
                         f"{', '.join(IMAGENET_MODELS)}; --model {config.model} is not one of them.")

@@ -17,17 +17,19 @@ reboot say) is taken over.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import shutil
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from resnet_cifar import checkpoint
 from resnet_cifar.config import TrainConfig, write_yaml
 from resnet_cifar.errors import UserError
-from resnet_cifar.files import process_exists, remove_stale_temporaries
+from resnet_cifar.files import cannot_write, process_exists, remove_stale_temporaries, write_atomically
 from resnet_cifar.report import plot_curves
 
 # train_seconds: the epoch's training alone; seconds: with its validation, what the user waited.
@@ -120,7 +122,7 @@ class RunFolder:
 
     def write_config(self, config: TrainConfig) -> None:
         if self.enabled:
-            write_yaml(config, self.path / "config.yaml")
+            self._written(self.path / "config.yaml", lambda file: write_yaml(config, file))
 
     def read_metrics(self, up_to_epoch: int) -> list[dict[str, Any]]:
         """The rows of metrics.csv for epochs 1..up_to_epoch (a resumed run drops the later ones)."""
@@ -137,11 +139,12 @@ class RunFolder:
         """Rewrite metrics.csv and curves.png, and log the newest row to TensorBoard."""
         if not self.enabled:
             return
-        with open(self.path / "metrics.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=METRICS)
-            writer.writeheader()
-            writer.writerows({key: "" if row.get(key) is None else row[key] for key in METRICS} for row in rows)
-        plot_curves(rows, self.path / "curves.png")
+        table = io.StringIO(newline="")
+        writer = csv.DictWriter(table, fieldnames=METRICS)
+        writer.writeheader()
+        writer.writerows({key: "" if row.get(key) is None else row[key] for key in METRICS} for row in rows)
+        self._written(self.path / "metrics.csv", lambda file: write_atomically(file, table.getvalue().encode()))
+        self._written(self.path / "curves.png", lambda file: plot_curves(rows, file))
         if self._tensorboard is not None and rows:
             row = rows[-1]
             for key in METRICS[1:]:
@@ -151,13 +154,25 @@ class RunFolder:
 
     def save(self, state: dict[str, Any], *, best: bool) -> None:
         if self.enabled:
-            checkpoint.save_checkpoint(state, self.last)
+            self._written(self.last, lambda file: checkpoint.save_checkpoint(state, file))
             if best:
-                checkpoint.save_checkpoint(state, self.best)
+                self._written(self.best, lambda file: checkpoint.save_checkpoint(state, file))
+
+    def _written(self, file: Path, write: Callable[[Path], None]) -> None:
+        """`write(file)`; a file that cannot be written (a full disk) says in its sentence what is still intact,
+        as every file here is replaced whole or not at all."""
+        try:
+            write(file)
+        except OSError as error:
+            raise cannot_write(file, error) from None
+        except UserError as error:
+            kept = f"; {self.last} still holds the last good checkpoint" if self.last.is_file() else ""
+            raise UserError(f"{str(error).rstrip('.')}{kept}.") from None
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         if self.enabled:
-            (self.path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            text = json.dumps(summary, indent=2) + "\n"
+            self._written(self.path / "summary.json", lambda file: write_atomically(file, text.encode()))
 
     def _take_lock(self) -> None:
         """Write our host and process id to the lock, which must be free or stale; creating it

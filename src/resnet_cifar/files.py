@@ -13,6 +13,7 @@ import contextlib
 import errno
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -122,30 +123,28 @@ def save_atomically(obj: Any, path: Path) -> None:
     """torch.save `obj` to `path` in one step; on failure `path` is as it was and no temporary is left."""
     import torch  # here, so that importing this module stays cheap for commands that never save tensors
 
-    tmp = temporary_beside(path)
-    try:
-        with open(tmp, "wb") as f:
-            writer = _RecordingWriter(f)
-            try:
-                torch.save(obj, writer)
-            except RuntimeError:
-                if writer.error is None:
-                    raise
-                raise writer.error from None
-        os.replace(tmp, path)
-    except OSError as error:
-        raise cannot_write(path, error) from None
-    finally:
-        with contextlib.suppress(OSError):  # it may never have been created
-            tmp.unlink(missing_ok=True)
+    def save(file: BinaryIO) -> None:
+        writer = _RecordingWriter(file)
+        try:
+            torch.save(obj, writer)
+        except RuntimeError:
+            if writer.error is None:
+                raise
+            raise writer.error from None
+
+    _replace(path, save)
 
 
 def write_atomically(path: Path, data: bytes) -> None:
     """Replace `path` by `data` in one step; on failure `path` is as it was and no temporary is left."""
+    _replace(path, lambda file: file.write(data))
+
+
+def _replace(path: Path, write: Callable[[BinaryIO], Any]) -> None:
     tmp = temporary_beside(path)
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            write(f)
         os.replace(tmp, path)
     except OSError as error:
         raise cannot_write(path, error) from None

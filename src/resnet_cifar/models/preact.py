@@ -21,11 +21,12 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from resnet_cifar.config import STEMS
+from resnet_cifar.choices import STEMS
 from resnet_cifar.errors import UserError
 from resnet_cifar.models.network import Network, check_num_classes
 from resnet_cifar.models.registry import register_model
-from resnet_cifar.models.resnet import check_probability, conv1x1, conv3x3, drop_branch, drop_path_rates
+from resnet_cifar.models.resnet import (check_probability, conv1x1, conv3x3, drop_branch, drop_path_rates,
+                                       imagenet_stem, init_weights)
 
 
 class PreActBlock(nn.Module):
@@ -100,8 +101,7 @@ class PreActResNet(Network):
             self.maxpool = nn.Identity()
             self.stem_description = "conv3x3"
         else:
-            self.conv1 = nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False)
-            self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+            self.conv1, self.maxpool = imagenet_stem(in_channels, width)
             self.stem_description = "conv7x7/2+maxpool"
 
         self.in_planes = width
@@ -114,12 +114,7 @@ class PreActResNet(Network):
         self.num_features = self.in_planes
         self.fc = nn.Linear(self.num_features, num_classes)
 
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        init_weights(self)
 
     def _make_layer(self, block: type[PreActBlock], planes: int, drop_rates: list[float], stride: int,
                     dropout: float, last_stage: bool) -> nn.Sequential:

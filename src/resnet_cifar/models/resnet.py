@@ -38,6 +38,21 @@ def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_planes, out_planes, 1, stride=stride, bias=False)
 
 
+def imagenet_stem(in_channels: int, width: int) -> tuple[nn.Conv2d, nn.MaxPool2d]:
+    """torchvision's ImageNet stem: a 7x7 stride-2 convolution and a 3x3 stride-2 max-pool (a quarter of the side)."""
+    return nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False), nn.MaxPool2d(3, stride=2, padding=1)
+
+
+def init_weights(network: nn.Module) -> None:
+    """torchvision's initialisation: Kaiming normal (fan-out) convolutions, BatchNorm at scale 1 and shift 0."""
+    for module in network.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+
 def check_probability(name: str, p: float) -> float:
     """p itself, if it is a usable rate of dropping: 1 would drop every branch or feature and leave nothing to learn."""
     if not 0 <= p < 1:
@@ -189,8 +204,7 @@ class ResNet(Network):
             self.maxpool = nn.Identity()
             self.stem_description = "conv3x3+bn+relu"
         else:
-            self.conv1 = nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False)
-            self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+            self.conv1, self.maxpool = imagenet_stem(in_channels, width)
             self.stem_description = "conv7x7/2+bn+relu+maxpool"
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
@@ -203,12 +217,7 @@ class ResNet(Network):
         self.num_features = self.in_planes
         self.fc = nn.Linear(self.num_features, num_classes)
 
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        init_weights(self)
         if zero_init_residual:
             # Each residual branch then starts as zero, so every block starts as the
             # identity and a deep network trains like a shallow one at first

@@ -1,6 +1,6 @@
 """Training images per second of a recipe's run against the plain PyTorch loop of a tutorial, model by model.
 
-Ours: the run of `--preset` (default `cpu`), with the --models, --batch-size,
+Ours: the run of `--preset` (default `paper`), with the --models, --batch-size,
 --amp and --compile given, built by `resnet_cifar.train.build.build_run` and
 trained by `run.engine.train_epoch` over `run.train_batches(epoch)`: the split on
 the device and augmented in whole batches, channels_last, bf16 autocast on a GPU,
@@ -29,7 +29,7 @@ of --steps steps; rounds alternate (ours, baseline, ours, ...) after a warm-up r
 each, so load from other processes falls on both alike. Ours trains whole-image
 epochs: a recipe's cheaper early-crop epochs (`fast`) are skipped.
 
-    python bench/throughput.py [--preset cpu] [--models resnet20 ...] [--batch-size N] [--steps 10]
+    python bench/throughput.py [--preset paper] [--models resnet20 ...] [--batch-size N] [--steps 10]
                                [--rounds 2] [--device auto] [--amp auto|off|bf16|fp16] [--compile] [--threads 1]
 
 The last line is `RESULT ratio=<geometric mean over models> <model>_ours=... <model>_base=... ...`.
@@ -167,7 +167,7 @@ def compare(config: TrainConfig, args: argparse.Namespace, device: torch.device)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="cpu", help="the recipe whose run is measured (default: cpu)")
+    parser.add_argument("--preset", default="paper", help="the recipe whose run is measured (default: paper)")
     parser.add_argument("--models", nargs="+", help="networks to measure it with (default: the recipe's)")
     parser.add_argument("--batch-size", type=int, help="default: the recipe's")
     parser.add_argument("--steps", type=int, default=10, help="training steps per round")

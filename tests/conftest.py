@@ -16,6 +16,14 @@ import numpy as np
 import pytest
 import torch
 
+# A small SGD recipe with many moving parts (the `cpu` recipe's before it became fastresnet8's): resnet20,
+# Nesterov SGD, warmup then linear decay, label smoothing, EMA, reflected crops and alternating flips,
+# flip-translate TTA. Tests add their own sizes after it (later flags win).
+SGD_RECIPE = ["--preset", "paper", "--model", "resnet20", "--batch-size", "256", "--optimizer", "sgd", "--nesterov",
+              "--lr", "0.2", "--momentum", "0.9", "--weight-decay", "5e-4", "--no-weight-decay-bn-bias",
+              "--epochs", "20", "--schedule", "linear", "--warmup-epochs", "1", "--label-smoothing", "0.1", "--ema",
+              "--ema-decay", "0.99", "--crop-padding", "4", "--padding-mode", "reflect", "--flip", "alternate",
+              "--tta", "flip-translate"]
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

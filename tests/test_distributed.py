@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from conftest import write_cifar10
+from conftest import SGD_RECIPE, write_cifar10
 from resnet_cifar.cli import main
 from resnet_cifar.errors import UserError
 from resnet_cifar.train.distributed import data_parallel, process_group
@@ -25,7 +25,7 @@ from resnet_cifar.train.hooks import ShortLivedParameter
 from resnet_cifar.train.optim import Schedule
 from resnet_cifar.world import World
 
-# The cpu recipe's moving parts (Nesterov SGD, warmup, label smoothing, EMA, crops,
+# A small SGD recipe's moving parts (Nesterov SGD, warmup, label smoothing, EMA, crops,
 # alternating flips); 150 training images in global batches of 30: five steps an epoch.
 # Summing in another order changes the last bits, and on this tiny learnable data a
 # ReLU input near zero can turn such a difference into a large one: one process
@@ -34,7 +34,7 @@ from resnet_cifar.world import World
 # processes and one agree to about 5e-7 (without --sync-bn they differ by 0.5).
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-ARGS = ["--preset", "cpu", "--device", "cpu", "--deterministic", "--val-split", "50", "--batch-size", "30",
+ARGS = [*SGD_RECIPE, "--device", "cpu", "--deterministic", "--val-split", "50", "--batch-size", "30",
         "--input-size", "16", "--warmup-epochs", "0.5", "--crop-padding", "2", "--lr", "0.02", "--no-channels-last",
         "--sync-bn"]
 

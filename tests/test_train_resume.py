@@ -8,7 +8,7 @@ import signal
 import pytest
 import torch
 
-from conftest import write_cifar10
+from conftest import SGD_RECIPE, write_cifar10
 from resnet_cifar.cli import main
 from resnet_cifar.data import Loader
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 # Many moving parts at once: Nesterov SGD, warmup then linear decay, label smoothing, EMA,
 # crops and alternating flips; 150 training images in batches of 30 make five steps an epoch.
-ARGS = ["--preset", "cpu", "--device", "cpu", "--deterministic", "--val-split", "50", "--batch-size", "30",
+ARGS = [*SGD_RECIPE, "--device", "cpu", "--deterministic", "--val-split", "50", "--batch-size", "30",
         "--input-size", "16", "--epochs", "2", "--warmup-epochs", "0.5", "--crop-padding", "2"]
 
 

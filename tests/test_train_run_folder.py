@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_cifar10
+from conftest import SGD_RECIPE, write_cifar10
 from resnet_cifar.cli import main
 from resnet_cifar.errors import UserError
 from resnet_cifar.train.run_folder import METRICS, RunFolder, _process_start, check_not_in_use
@@ -48,7 +48,7 @@ def hold(run: Path, process) -> None:
 def test_a_run_still_training_is_neither_overwritten_nor_resumed(tmp_path, live_process, capsys):
     write_cifar10(tmp_path / "data", n_train=40, n_test=10)
     run = tmp_path / "run"
-    args = ["train", "--preset", "cpu", "--data-dir", str(tmp_path / "data"), "--val-split", "8", "--batch-size", "16",
+    args = ["train", *SGD_RECIPE, "--data-dir", str(tmp_path / "data"), "--val-split", "8", "--batch-size", "16",
             "--input-size", "16", "--epochs", "1", "--device", "cpu", "--output", str(run)]
     assert main(args) == 0
     assert not (run / ".lock").exists()  # a finished run leaves its folder free

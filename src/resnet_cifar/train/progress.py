@@ -2,10 +2,12 @@
 
 Only the main process shows anything. The run's ETA counts from this process's
 start, so a resumed run estimates from its own pace. Epochs need not cost the
-same (the early small crops): `step_cost(epoch)` gives each epoch's cost of a
-step relative to the others, and the ETA is the training time per unit of cost
-so far times the cost left, plus the mean validation time so far for each
-validation left.
+same (the early small crops): `step_cost(epoch)` names each epoch's kind of step
+by its cost relative to a whole-image step. A kind's seconds per step are
+measured once an epoch of it has run (training, saving and drawing, all but the
+validation); a kind not seen yet is extrapolated from the kind seen most, by
+their costs. The ETA is the steps left at those paces, plus the mean validation
+time so far for each validation left.
 """
 from __future__ import annotations
 
@@ -36,29 +38,38 @@ class Progress:
         self.steps_per_epoch = steps_per_epoch
         self.first_step = first_step
         self.step_cost = step_cost
-        self.started = time.monotonic()
         self.validation_seconds: list[float] = []
+        self.paces: dict[float, tuple[float, int]] = {}  # kind of step: (seconds, steps) of its finished epochs
+        self.epoch_started, self.epoch_first_step = time.monotonic(), first_step
         self.bar: tqdm | None = None
 
-    def _cost(self, start: int, stop: int) -> float:
-        """The cost of steps start..stop-1, in units of a step of cost 1."""
-        total, step = 0.0, start
-        while step < stop:
-            epoch_end = min((step // self.steps_per_epoch + 1) * self.steps_per_epoch, stop)
-            total += (epoch_end - step) * self.step_cost(step // self.steps_per_epoch)
-            step = epoch_end
-        return total
+    def _seconds_per_step(self, kind: float, step: int) -> float | None:
+        """The pace of steps of `kind`: measured, else the most measured kind's scaled by cost, else the
+        epoch under way's so far; None before any step has run."""
+        if kind in self.paces:
+            seconds, steps = self.paces[kind]
+            return seconds / steps
+        if self.paces:
+            reference = max(self.paces, key=lambda k: self.paces[k][1])
+            seconds, steps = self.paces[reference]
+            return seconds / steps * kind / reference
+        running = step - self.epoch_first_step
+        return (time.monotonic() - self.epoch_started) / running * kind / self.step_cost(step // self.steps_per_epoch) \
+            if running else None
 
     def eta(self, step: int) -> float:
         """Seconds left for the whole run, validations included, at the pace of this process so far."""
-        done = self._cost(self.first_step, step)
-        if not done:
-            return 0.0
-        training = time.monotonic() - self.started - sum(self.validation_seconds)
+        left = 0.0
+        for epoch in range(step // self.steps_per_epoch, self.epochs):
+            steps = min((epoch + 1) * self.steps_per_epoch, self.total_steps) - max(epoch * self.steps_per_epoch, step)
+            pace = self._seconds_per_step(self.step_cost(epoch), step)
+            if pace is None:
+                return 0.0
+            left += steps * pace
         validations_left = self.epochs - step // self.steps_per_epoch  # an epoch just ended has been validated
-        validation = (sum(self.validation_seconds) / len(self.validation_seconds) * validations_left
-                      if self.validation_seconds else 0.0)
-        return training / done * self._cost(step, self.total_steps) + validation
+        if self.validation_seconds:
+            left += sum(self.validation_seconds) / len(self.validation_seconds) * validations_left
+        return left
 
     def start_epoch(self, epoch: int, start_batch: int) -> None:
         if self.interactive:
@@ -75,7 +86,12 @@ class Progress:
 
     def end_epoch(self, row: dict, images_per_second: float, step: int) -> None:
         """Report the epoch of metrics `row` (its `seconds` less its `train_seconds` are its validation's)."""
-        self.validation_seconds.append(max(row["seconds"] - row.get("train_seconds", row["seconds"]), 0.0))
+        validation = max(row["seconds"] - row.get("train_seconds", row["seconds"]), 0.0)
+        self.validation_seconds.append(validation)
+        now, kind = time.monotonic(), self.step_cost(row["epoch"] - 1)
+        seconds, steps = self.paces.get(kind, (0.0, 0))
+        self.paces[kind] = (seconds + now - self.epoch_started - validation, steps + step - self.epoch_first_step)
+        self.epoch_started, self.epoch_first_step = now, step
         if self.bar is not None:
             self.bar.close()
             self.bar = None

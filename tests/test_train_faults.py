@@ -137,3 +137,17 @@ def test_a_full_disk_while_training_says_the_last_good_checkpoint_is_intact(run_
     assert (run_of_one_epoch / "checkpoints" / "last.pt").read_bytes() == good
     assert checkpoint.read_checkpoint(run_of_one_epoch / "checkpoints" / "last.pt")["epoch"] == 1
     assert not [p for p in (run_of_one_epoch / "checkpoints").iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("where", ["resnet_cifar.data.dataset.read_cifar", "resnet_cifar.train.build.create_model"])
+def test_ctrl_c_while_a_run_starts_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys, where):
+    write_cifar10(tmp_path / "data", n_train=200, n_test=20)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(where, interrupted)
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", *TINY, "--data-dir", str(tmp_path / "data"), "--epochs", "1"]) == 130
+    assert capsys.readouterr().err.strip() == "resnet-cifar train: interrupted"
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

@@ -93,7 +93,11 @@ def run(args: argparse.Namespace) -> int:
         if resume is None and world.is_main:
             prepare_new(run_dir, args.overwrite)
         world.barrier()  # the folder is ready before any rank goes on
-        return train(config, run_dir, world, resume=resume)
+        try:
+            return train(config, run_dir, world, resume=resume)
+        finally:  # a run that never started (an error, Ctrl-C while the data loads) leaves no empty folder
+            if world.is_main and run_dir.is_dir() and not any(run_dir.iterdir()):
+                run_dir.rmdir()
 
 
 def _new_run(args: argparse.Namespace, flags: dict[str, Any]) -> tuple[TrainConfig, Path, None]:

@@ -334,7 +334,7 @@ def settings_table() -> str:
                 continue
             kind = ", ".join(f.metadata["choices"]) if f.metadata["choices"] else _DOC_TYPES[value_type(key)]
             if f.metadata["limits"] is not None:
-                kind += ", " + f.metadata["limits"].describe().removeprefix("be ")
+                kind += ", " + f.metadata["limits"].describe().removeprefix("be ").replace("not be ", "not ")
             if type(None) in typing.get_args(_HINTS[key]):
                 kind += ", or null"
             value = default(key)

@@ -41,3 +41,13 @@ def test_importing_the_command_line_imports_no_matplotlib():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                             env={**os.environ, "PYTHONPATH": str(SRC)})
     assert result.stdout.strip() == "False"
+
+
+def test_the_zoo_table_imports_no_torchvision():
+    """torchvision costs a second or more; only a network with --drop-path needs it (its StochasticDepth)."""
+    code = ("import sys, contextlib, io; from resnet_cifar.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()): main(['models'])\n"
+            "print('torchvision' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(SRC)})
+    assert result.stdout.strip() == "False"

@@ -146,6 +146,19 @@ def test_flop_counts_are_measured():
     assert count_flops(create_model("resnet18"), 64) == pytest.approx(4 * count_flops(create_model("resnet18")), rel=0.01)
 
 
+def test_counting_on_the_meta_device_gives_the_real_count_and_leaves_the_network_as_it_was():
+    model = create_model("resnet20").eval()
+    x = torch.randn(2, 3, 32, 32)
+    before = model(x)
+    with torch.device("meta"):
+        shapes_only = create_model("resnet20")
+    assert count_flops(shapes_only) == count_flops(model)
+    assert torch.equal(model(x), before)  # BatchNorm normalises again after the count
+    model.train()
+    count_flops(model)
+    assert model.training
+
+
 def test_models_command_prints_the_zoo(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out

@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from resnet_cifar.models import create_model, list_models, model_entry
-    from resnet_cifar.models.summary import check_input_size
+    from resnet_cifar.models.summary import count_flops_or_refuse
 
     if args.input_size < 1:
         raise UserError(f"--input-size must be a positive number of pixels, not {args.input_size}.")
@@ -38,24 +38,23 @@ def run(args: argparse.Namespace) -> int:
     names = [args.name] if args.name else [
         name for name in list_models()
         if args.stem in model_entry(name).stems and set(options) <= set(model_entry(name).options)]
-    for name in names:  # all of them before printing anything, so that a refusal never follows half a table
-        check_input_size(name, args.input_size, stem=args.stem, **options)
     with torch.device("meta"):
         models = {name: create_model(name, num_classes=args.num_classes, stem=args.stem, **options) for name in names}
+    # Every network counted before anything is printed, so that a refusal never follows half a table.
+    flops = {name: count_flops_or_refuse(model, name, args.input_size) for name, model in models.items()}
     if args.name:
-        print_layers(models[args.name], args)
+        print_layers(models[args.name], flops[args.name], args)
     else:
-        print_zoo(models, args)
+        print_zoo(models, flops, args)
     return 0
 
 
-def print_zoo(models: dict, args: argparse.Namespace) -> None:
+def print_zoo(models: dict, flops: dict[str, int], args: argparse.Namespace) -> None:
     from resnet_cifar.models import count_parameters, model_entry
-    from resnet_cifar.models.summary import count_flops
 
     print(f"{'model':<14} {'family':<15} {'block':<18} {'stages':<13} {'parameters':>12} {'GFLOPs':>8}")
     for name, model in models.items():
-        gflops = count_flops(model, args.input_size) / 1e9
+        gflops = flops[name] / 1e9
         stages = "-".join(str(len(stage)) for _, stage in model.stages())
         block = type(model.stages()[0][1][0]).__name__
         print(f"{name:<14} {model_entry(name).family:<15} {block:<18} {stages:<13} {count_parameters(model):>12,} "
@@ -64,14 +63,13 @@ def print_zoo(models: dict, args: argparse.Namespace) -> None:
           "counted by torch (a multiply-add is 2 FLOPs).")
 
 
-def print_layers(model, args: argparse.Namespace) -> None:
+def print_layers(model, flops: int, args: argparse.Namespace) -> None:
     from resnet_cifar.models import count_parameters
-    from resnet_cifar.models.summary import count_flops, layer_table
+    from resnet_cifar.models.summary import layer_table
 
     print(f"{args.name} ({args.stem} stem, {args.num_classes} classes, input 3x{args.input_size}x{args.input_size})")
     print(f"{'stage':<8} {'block':<26} {'output':<16} {'parameters':>12}")
     for row in layer_table(model, args.input_size):
         shape = "x".join(str(d) for d in row.output_shape)
         print(f"{row.stage:<8} {row.block:<26} {shape:<16} {row.parameters:>12,}")
-    gflops = count_flops(model, args.input_size) / 1e9
-    print(f"{'total':<8} {'':<26} {'':<16} {count_parameters(model):>12,}   {gflops:.3f} GFLOPs")
+    print(f"{'total':<8} {'':<26} {'':<16} {count_parameters(model):>12,}   {flops / 1e9:.3f} GFLOPs")

@@ -20,7 +20,6 @@ from itertools import accumulate
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import StochasticDepth
 
 from resnet_cifar.choices import STEMS
 from resnet_cifar.errors import UserError
@@ -45,6 +44,8 @@ def imagenet_stem(in_channels: int, width: int) -> tuple[nn.Conv2d, nn.MaxPool2d
 
 def init_weights(network: nn.Module) -> None:
     """torchvision's initialisation: Kaiming normal (fan-out) convolutions, BatchNorm at scale 1 and shift 0."""
+    if next(network.parameters()).is_meta:
+        return  # shapes without values (`resnet-cifar models`): nothing to draw, and drawing on meta is slow
     for module in network.modules():
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
@@ -78,8 +79,13 @@ def drop_branch(p: float) -> nn.Module:
 
     An Identity when p is 0, so a network without stochastic depth computes exactly
     what it did before the option existed; neither has parameters, so state_dicts keep their keys.
+    torchvision is imported only here: it adds a second or more to every command that builds a network.
     """
-    return StochasticDepth(p, mode="row") if p > 0 else nn.Identity()
+    if p == 0:
+        return nn.Identity()
+    from torchvision.ops import StochasticDepth
+
+    return StochasticDepth(p, mode="row")
 
 
 class PadShortcut(nn.Module):

@@ -124,6 +124,17 @@ CASES = {
     "train-folder-data-dir-a-file": Case(TRAIN.replace("{data}", "{text}") + " --dataset folder",
                                          "is a file, not a folder"),
     "train-val-split-too-large": Case(TRAIN + " --val-split 100000", "--val-split 100000 leaves no training images"),
+    "train-evaluate-test-without-a-test-split": Case(TRAIN.replace("{data}", "{no_test}") + " --evaluate-test",
+                                                     "test_batch is missing"),
+    # train: settings, checked before any work
+    "train-config-gives-a-key-twice": Case(TRAIN + " --config {yaml_twice}", "gives 'lr' twice (again on line 2)"),
+    "train-config-not-utf8": Case(TRAIN + " --config {yaml_latin1}", "is not UTF-8 text"),
+    "train-config-a-folder": Case(TRAIN + " --config {no_images}", "is a folder; pass a YAML file"),
+    "train-config-lr-infinite": Case(TRAIN + " --config {yaml_inf}", "must be a finite float, got inf"),
+    "train-lr-nan": Case(TRAIN + " --lr nan", "must be a finite float, got nan"),
+    "train-lr-inf": Case(TRAIN + " --lr inf", "must be a finite float, got inf"),
+    "train-label-smoothing-1.5": Case(TRAIN + " --label-smoothing 1.5", "must be in [0, 1); got 1.5"),
+    "train-input-too-small": Case(TRAIN + " --input-size 8", "fastresnet8 cannot take 8x8 images"),
     # train: --init-from
     "init-from-with-cifar-stem": Case(TRAIN + " --model resnet18 --init-from {state_dict}", "--stem imagenet"),
     "init-from-a-paper-resnet": Case(TRAIN + " --model resnet20 --init-from {state_dict}", "--model NAME"),
@@ -133,6 +144,9 @@ CASES = {
     "init-from-missing": Case(f"{TRAIN} {STEM} --init-from {{missing}}", "does not exist"),
     # train: run folders
     "train-output-a-file": Case(TRAIN.replace("{out}/run", "{text}"), "is a file"),
+    "train-output-under-proc": Case(TRAIN.replace("{out}/run", "/proc/run"), "/proc does not take new files"),
+    "train-output-read-only": Case(TRAIN.replace("{out}/run", "{readonly}/run"), "Cannot write", needs="readonly"),
+    "train-resume-missing": Case("train --resume {missing}", "does not exist"),
     "train-resume-a-run-in-use": Case("train --resume {locked} --epochs 2", "to take the folder over"),
     "train-resume-with-a-stale-lock": Case("train --resume {stale} --epochs 1", "already trained 1 of 1 epochs",
                                            needs="proc"),
@@ -217,6 +231,13 @@ def world(tmp_path_factory) -> Iterator[dict[str, str]]:
     torch.save(create_model("resnet20").state_dict(), files["state_dict"])
     files["evil"] = root / "evil.pt"
     torch.save({"model": CreatesFile(root / "pwned")}, files["evil"])
+    files["no_test"] = root / "no-test"
+    shutil.copytree(files["data"], files["no_test"])
+    (files["no_test"] / "cifar-10-batches-py" / "test_batch").unlink()
+    for name, text in (("yaml_twice", b"lr: 0.1\nlr: 0.2\n"), ("yaml_latin1", "model: r\xe9snet20\n".encode("latin-1")),
+                       ("yaml_inf", b"lr: .inf\n")):
+        files[name] = root / f"{name}.yaml"
+        files[name].write_bytes(text)
     files["bad_download"] = root / "bad-download"
     (root / "bad-download").mkdir()
     (root / "bad-download" / "cifar-10-python.tar.gz").write_text("<html>503 Service Unavailable</html>\n")

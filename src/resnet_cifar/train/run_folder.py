@@ -29,7 +29,8 @@ from typing import Any
 from resnet_cifar import checkpoint
 from resnet_cifar.config import TrainConfig, write_yaml
 from resnet_cifar.errors import UserError
-from resnet_cifar.files import cannot_write, process_exists, remove_stale_temporaries, write_atomically
+from resnet_cifar.files import (cannot_write, check_writable, make_folder, process_exists, remove_stale_temporaries,
+                               write_atomically)
 from resnet_cifar.report import plot_curves
 
 # train_seconds: the epoch's training alone; seconds: with its validation, what the user waited.
@@ -46,6 +47,7 @@ def prepare_new(path: Path, overwrite: bool) -> None:
     """
     if path.exists() and not path.is_dir():
         raise UserError(f"--output {path} is a file; pass a folder for the run.")
+    check_writable(path / "config.yaml")  # a read-only folder, /proc, a full disk: said now, before any work
     check_not_in_use(path)
     ours = [path / name for name in OUR_FILES if (path / name).exists()]
     if ours and not overwrite:
@@ -109,7 +111,7 @@ class RunFolder:
         self._tensorboard = None
         self._lock = path / LOCK
         if enabled:
-            path.mkdir(parents=True, exist_ok=True)
+            make_folder(path)
             self._take_lock()
             for folder in (path, self.last.parent):  # left by a training killed while saving
                 remove_stale_temporaries(folder)

@@ -93,3 +93,14 @@ def test_options_a_network_lacks_are_refused_before_any_work(tmp_path, capsys):
     assert main(["train", "--model", "resnet20", "--dropout", "0.3", "--data-dir", str(tmp_path / "none"),
                  "--output", str(tmp_path / "run")]) == 2
     assert "--model resnet20 has no --dropout option" in capsys.readouterr().err
+
+
+def test_the_wrn28_10_recipe_trains(tmp_path):
+    """The paper's recipe end to end (dropout, Nesterov, its milestones), on 8-pixel inputs to stay quick."""
+    write_cifar10(tmp_path / "data", n_train=80, n_test=10)
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "wrn28_10", "--data-dir", str(tmp_path / "data"), "--val-split", "20",
+                 "--batch-size", "20", "--epochs", "2", "--input-size", "8", "--device", "cpu",
+                 "--output", str(run)]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == 6 and summary["epochs"] == 2

@@ -9,6 +9,8 @@ Each family keeps its own module names (the ResNets keep torchvision's
 """
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
+
 import torch
 from torch import nn
 
@@ -21,10 +23,11 @@ def check_num_classes(num_classes: object) -> int:
     return num_classes
 
 
-class Network(nn.Module):
+class Network(nn.Module, metaclass=ABCMeta):
     """Base of the zoo's networks. A subclass builds its stem, calls `add_stage` for each stage in order,
-    sets `fc` (the linear classifier on the pooled features) and `num_features`, and describes its stem
-    and head in a few words for the layer table (`stem_description`, `head_description`)."""
+    sets `fc` (the linear classifier on the pooled features) and `num_features`, describes its stem
+    and head in a few words for the layer table (`stem_description`, `head_description`), and says
+    which of its parts are the stem and the pooling (a family lacking one cannot be instantiated)."""
 
     stem_description: str
     head_description: str
@@ -43,16 +46,17 @@ class Network(nn.Module):
         """(name, stage) in the order the input flows through them."""
         return [(name, getattr(self, name)) for name in self.stage_names]
 
+    @abstractmethod
     def stem_layers(self) -> list[nn.Module]:
         """The stem's modules, input first."""
-        raise NotImplementedError
 
+    @abstractmethod
     def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The input through the stem, to what the first stage takes."""
 
+    @abstractmethod
     def pool(self, x: torch.Tensor) -> torch.Tensor:
         """The last stage's output [B, C, H, W] to one feature vector per image [B, C]."""
-        raise NotImplementedError
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The pooled features the classifier sees, [B, num_features]."""

@@ -210,8 +210,9 @@ def world(tmp_path_factory) -> Iterator[dict[str, str]]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        assert main(["train", "--preset", "paper", "--data-dir", str(files["data"]), "--val-split", "10", "--batch-size", "16",
-                     "--epochs", "1", "--device", "cpu", "--model", "resnet20", "--output", str(files["run"])]) == 0
+        assert main(["train", "--preset", "paper", "--data-dir", str(files["data"]), "--val-split", "10",
+                     "--batch-size", "16", "--epochs", "1", "--device", "cpu", "--model", "resnet20",
+                     "--output", str(files["run"])]) == 0
     finally:
         torch.set_num_threads(threads)
     files["ckpt"] = files["run"] / "checkpoints" / "best.pt"

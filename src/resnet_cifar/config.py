@@ -334,7 +334,7 @@ def settings_table() -> str:
                 continue
             kind = ", ".join(f.metadata["choices"]) if f.metadata["choices"] else _DOC_TYPES[value_type(key)]
             if f.metadata["limits"] is not None:
-                kind += ", " + f.metadata["limits"].describe().removeprefix("be ").replace("not be ", "not ")
+                kind += ", " + f.metadata["limits"].describe().replace("be ", "", 1)  # "not negative", "in [0, 1)"
             if type(None) in typing.get_args(_HINTS[key]):
                 kind += ", or null"
             value = default(key)

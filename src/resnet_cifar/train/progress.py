@@ -36,7 +36,6 @@ class Progress:
         self.epochs = epochs
         self.total_steps = epochs * steps_per_epoch
         self.steps_per_epoch = steps_per_epoch
-        self.first_step = first_step
         self.step_cost = step_cost
         self.validation_seconds: list[float] = []
         self.paces: dict[float, tuple[float, int]] = {}  # kind of step: (seconds, steps) of its finished epochs
@@ -54,8 +53,10 @@ class Progress:
             seconds, steps = self.paces[reference]
             return seconds / steps * kind / reference
         running = step - self.epoch_first_step
-        return (time.monotonic() - self.epoch_started) / running * kind / self.step_cost(step // self.steps_per_epoch) \
-            if running else None
+        if not running:
+            return None
+        pace = (time.monotonic() - self.epoch_started) / running
+        return pace * kind / self.step_cost(step // self.steps_per_epoch)
 
     def eta(self, step: int) -> float:
         """Seconds left for the whole run, validations included, at the pace of this process so far."""

@@ -118,8 +118,8 @@ class AirbenchNetwork(FastResNet):
                 module.eps = 1e-12
 
 
-register_model(NETWORK, AirbenchNetwork, "benchmark only: airbench94's network", block=PlainBlock,
-               layers=(1, 1, 1), widths=(64, 256, 256))
+register_model(NETWORK, AirbenchNetwork, "benchmark only: airbench94's network", recipe="fast", cpu_recipe="cpu",
+               block=PlainBlock, layers=(1, 1, 1), widths=(64, 256, 256))
 
 
 @dataclass(frozen=True)

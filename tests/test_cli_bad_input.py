@@ -151,6 +151,10 @@ CASES = {
     "train-resume-with-a-stale-lock": Case("train --resume {stale} --epochs 1", "already trained 1 of 1 epochs",
                                            needs="proc"),
     "train-unknown-model": Case(TRAIN + " --model resnet21", "resnet21"),
+    "train-preset-that-does-not-fit-the-model": Case(TRAIN + " --model resnet56 --preset fast",
+                                                     "--preset fast sets whiten_stem, which resnet56 cannot take"),
+    "train-whiten-stem-on-a-paper-network": Case(TRAIN + " --model resnet20 --whiten-stem",
+                                                 "--model resnet20 cannot take --whiten-stem"),
     "train-epochs-0": Case(TRAIN + " --epochs 0", "epochs"),
 }
 

@@ -33,9 +33,17 @@ def test_paper_is_section_4_2():
     assert (config.crop_padding, config.padding_mode, config.flip) == (4, "zeros", "random")
 
 
-def test_default_depends_on_the_machine():
-    assert default_preset("cuda") == "fast"
-    assert default_preset("cpu") == "cpu"
+def test_default_depends_on_the_network_and_the_machine():
+    assert (default_preset("fastresnet8", "cuda"), default_preset("fastresnet8", "cpu")) == ("fast", "cpu")
+    assert (default_preset("resnet56", "cuda"), default_preset("resnet56", "cpu")) == ("paper", "paper-cpu")
+    assert default_preset("resnet50", "cpu") == default_preset("preactresnet18", "cuda") == "resnet18"
+    assert default_preset("wrn16_8", "cpu") == "wrn28_10"
+
+
+def test_paper_cpu_trains_the_papers_network_without_fastresnet8s_stem():
+    settings = recipe_settings("paper-cpu")
+    assert settings["model"] == "resnet20"
+    assert not settings.get("whiten_stem") and settings.get("optimizer") == "sgd"
 
 
 def test_unknown_preset_is_an_error():

@@ -80,7 +80,8 @@ class TrainConfig:
 
     preset: str | None = setting(None, "model", "the recipe these settings started from (--preset)")
     # Model
-    model: str = setting("resnet20", "model", "network name, see `resnet-cifar models`")
+    model: str = setting("fastresnet8", "model", "network name, see `resnet-cifar models`; without --preset it "
+                         "trains with its own recipe")
     stem: str = setting("cifar", "model", "cifar: 3x3 stride-1 stem; imagenet: torchvision's 7x7 stem with max-pool",
                         choices=STEMS)
     zero_init_residual: bool = setting(False, "model", "start every residual branch at zero")
@@ -316,8 +317,15 @@ def write_yaml(config: TrainConfig, path: str | Path) -> None:
 
 
 def resolve(recipe: dict[str, Any], file_values: dict[str, Any], flag_values: dict[str, Any]) -> TrainConfig:
-    """Recipe, then config file, then flags: a later layer wins for every key it sets."""
-    return validate(TrainConfig(**{**recipe, **file_values, **flag_values}))
+    """Recipe, then config file, then flags: a later layer wins for every key it sets.
+
+    A recipe's stem-bias schedule belongs to its whitened stem: a file or flag that turns the whitening
+    off takes the schedule with it, unless it sets the schedule too (and is then told it needs the whitening).
+    """
+    values = {**recipe, **file_values, **flag_values}
+    if not values.get("whiten_stem") and "stem_bias_epochs" not in {**file_values, **flag_values}:
+        values.pop("stem_bias_epochs", None)
+    return validate(TrainConfig(**values))
 
 
 _DOC_TYPES = {bool: "true or false", int: "integer", float: "number", str: "text", list: "list of numbers"}

@@ -27,7 +27,8 @@ from resnet_cifar.choices import EXPORT_FORMATS, EXPORT_SUFFIXES
 from resnet_cifar.errors import UserError
 from resnet_cifar.files import check_writable, make_folder, write_atomically
 
-# Largest absolute logit difference allowed between the exported file and PyTorch (fp32, CPU).
+# Largest logit difference allowed between the exported file and PyTorch (fp32, CPU), relative to the largest
+# logit when that is above 1: fp32 rounding grows with the logits, and a barely trained deep network's reach 10^4.
 TOLERANCE = 1e-4
 
 
@@ -60,6 +61,7 @@ def export(model: nn.Module, path: str | Path, fmt: str) -> float:
         raise UserError(f"--output {path} is a folder; name the file to write, such as {example}.")
     check_writable(path)  # before the slow part
     model = copy.deepcopy(model).cpu().float().eval()
+    check_finite(model)
     data, difference = onnx_bytes(model) if fmt == "onnx" else torchscript_bytes(model)
     if not difference < TOLERANCE:
         raise RuntimeError(
@@ -68,6 +70,15 @@ def export(model: nn.Module, path: str | Path, fmt: str) -> float:
     make_folder(path.parent)
     write_atomically(path, data)
     return difference
+
+
+def check_finite(model: nn.Module) -> None:
+    """Refuse a model whose logits are NaN or infinite: no file could be checked against them, and none would serve."""
+    with torch.no_grad():
+        logits = model(example_batch(model, 2))
+    if not torch.isfinite(logits).all():
+        raise UserError("This checkpoint's model gives NaN or infinite logits, so there is nothing to export; "
+                        "train it again, with a lower --lr if its loss diverged.")
 
 
 def _require(*modules: str):
@@ -103,7 +114,7 @@ def onnx_bytes(model: nn.Module) -> tuple[bytes, float]:
     [onnx_logits] = session.run(None, {"images": x.numpy()})
     with torch.no_grad():
         expected = model(x)
-    return data, (torch.from_numpy(onnx_logits) - expected).abs().max().item()
+    return data, logit_difference(torch.from_numpy(onnx_logits), expected)
 
 
 def torchscript_bytes(model: nn.Module) -> tuple[bytes, float]:
@@ -117,4 +128,9 @@ def torchscript_bytes(model: nn.Module) -> tuple[bytes, float]:
         loaded = torch.jit.load(io.BytesIO(buffer.getvalue()))
     x = example_batch(model, 3)
     with torch.no_grad():
-        return buffer.getvalue(), (loaded(x) - model(x)).abs().max().item()
+        return buffer.getvalue(), logit_difference(loaded(x), model(x))
+
+
+def logit_difference(got: torch.Tensor, expected: torch.Tensor) -> float:
+    """The largest difference between two sets of logits, relative to the largest expected one if above 1."""
+    return ((got - expected).abs().max() / expected.abs().max().clamp(min=1)).item()

@@ -53,5 +53,6 @@ def run(args: argparse.Namespace) -> int:
     weights = "EMA weights" if model.uses_ema else "weights (no EMA in the checkpoint)"
     print(f"Wrote {args.output}: {checkpoint['model_name']} {weights} as {args.format}, "
           f"input [batch, 3, {size}, {size}] with any batch size, {len(model.classes)} classes.")
-    print(f"Max abs logit difference to PyTorch (fp32, CPU): {difference:.2e} (limit {TOLERANCE:.0e}).")
+    print(f"Largest logit difference to PyTorch (fp32, CPU, relative to the largest logit above 1): {difference:.2e} "
+          f"(limit {TOLERANCE:.0e}).")
     return 0

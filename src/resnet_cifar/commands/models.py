@@ -52,15 +52,17 @@ def run(args: argparse.Namespace) -> int:
 def print_zoo(models: dict, flops: dict[str, int], args: argparse.Namespace) -> None:
     from resnet_cifar.models import count_parameters, model_entry
 
-    print(f"{'model':<14} {'family':<15} {'block':<18} {'stages':<13} {'parameters':>12} {'GFLOPs':>8}")
+    print(f"{'model':<14} {'family':<15} {'block':<18} {'stages':<13} {'parameters':>12} {'GFLOPs':>8}  "
+          "recipe (CUDA / CPU)")
     for name, model in models.items():
         gflops = flops[name] / 1e9
         stages = "-".join(str(len(stage)) for _, stage in model.stages())
         block = type(model.stages()[0][1][0]).__name__
-        print(f"{name:<14} {model_entry(name).family:<15} {block:<18} {stages:<13} {count_parameters(model):>12,} "
-              f"{gflops:>8.3f}")
+        entry = model_entry(name)
+        print(f"{name:<14} {entry.family:<15} {block:<18} {stages:<13} {count_parameters(model):>12,} "
+              f"{gflops:>8.3f}  {entry.recipe} / {entry.cpu_recipe}")
     print(f"\n{args.num_classes} classes, {args.stem} stem, FLOPs for one {args.input_size}x{args.input_size} image "
-          "counted by torch (a multiply-add is 2 FLOPs).")
+          "counted by torch (a multiply-add is 2 FLOPs); `train --model NAME` without --preset uses the recipe shown.")
 
 
 def print_layers(model, flops: int, args: argparse.Namespace) -> None:

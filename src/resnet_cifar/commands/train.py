@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from resnet_cifar.config import (FIELDS, GROUPS, KEYS, RESUMABLE, TrainConfig, check_setting, check_values, read_yaml,
-                                 resolve, validate, value_type)
+from resnet_cifar.config import (FIELDS, GROUPS, KEYS, RESUMABLE, TrainConfig, check_setting, check_values, default,
+                                 read_yaml, resolve, validate, value_type)
 from resnet_cifar.errors import UserError
 from resnet_cifar.recipes import RECIPES, default_preset, recipe_settings
 from resnet_cifar.runs import GROUP_FILE
@@ -58,7 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run = parser.add_argument_group("run")
     run.add_argument("--preset", dest="preset", default=argparse.SUPPRESS, choices=RECIPES,
                      help="recipe to start from: " + "; ".join(f"{n}: {r.purpose}" for n, r in RECIPES.items()).replace("%", "%%")
-                     + " (default: fast on CUDA, cpu otherwise)")
+                     + " (default: the --model's own recipe, see `resnet-cifar models`; without --model, fast on CUDA, cpu "
+                          "otherwise)")
     run.add_argument("--config", metavar="FILE", help="YAML file of settings; overrides the preset, flags override it")
     run.add_argument("--output", metavar="DIR", help="run folder (default: runs/PRESET-TIMESTAMP)")
     run.add_argument("--overwrite", action="store_true", help="replace the run already in --output")
@@ -101,15 +102,34 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _new_run(args: argparse.Namespace, flags: dict[str, Any]) -> tuple[TrainConfig, Path, None]:
+    from resnet_cifar.train.build import model_misfit
     from resnet_cifar.train.hardware import resolve_device
 
     file_values = read_yaml(args.config) if args.config else {}
-    preset = flags.get("preset") or file_values.get("preset")
-    if preset is None:
-        preset = default_preset(resolve_device(flags.get("device", file_values.get("device", "auto"))).type)
-    config = resolve(recipe_settings(preset), file_values, flags)
+    own = {**file_values, **flags}  # what the user set, beside the recipe
+    named = own.get("preset")
+    preset = named or default_preset(own.get("model", default("model")),
+                                     resolve_device(own.get("device", "auto")).type)
+    recipe = recipe_settings(preset)
+    config = resolve(recipe, file_values, flags)
+    misfit = model_misfit(config)
+    if misfit is not None and named and misfit.key in recipe and misfit.key not in own:
+        source = f"--preset {named}" if "preset" in flags else f"preset {named} (in {args.config})"
+        undo = _undo_flag(misfit.key)
+        raise UserError(f"{source} sets {misfit.key}, which {config.model} cannot take ({misfit.reason}); drop "
+                        f"--preset{f' or add {undo}' if undo else ''}.")
+    if misfit is not None:  # the user's own setting: said now, before a folder is made
+        raise UserError(misfit.message)
     run_dir = Path(args.output) if args.output else Path("runs") / f"{config.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
     return config, run_dir, None
+
+
+def _undo_flag(key: str) -> str | None:
+    """The flag that sets `key` back to the training default, where there is one."""
+    value = default(key)
+    if isinstance(value, bool):
+        return setting_flag(key) if value else "--no-" + setting_flag(key)[2:]
+    return None if value is None else f"{setting_flag(key)} {value}"
 
 
 def _claimed(run_dir: Path, output: str | None) -> Path:

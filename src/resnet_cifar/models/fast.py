@@ -123,4 +123,5 @@ class FastResNet(Network):
 
 
 # The `fast` recipe's network: 8 weighted layers, airbench94's widths, residual blocks.
-register_model("fastresnet8", FastResNet, "fast", block=PoolBlock, layers=(1, 1, 1), widths=(64, 256, 256))
+register_model("fastresnet8", FastResNet, "fast", recipe="fast", cpu_recipe="cpu",
+               block=PoolBlock, layers=(1, 1, 1), widths=(64, 256, 256))

@@ -138,7 +138,7 @@ class PreActResNet(Network):
 
 
 # ResNet-18 and -34's stages and widths (64..512), with pre-activation blocks.
-register_model("preactresnet18", PreActResNet, "pre-act", stems=STEMS,
+register_model("preactresnet18", PreActResNet, "pre-act", recipe="resnet18", stems=STEMS,
                block=PreActBlock, layers=(2, 2, 2, 2), widths=(64, 128, 256, 512))
-register_model("preactresnet34", PreActResNet, "pre-act", stems=STEMS,
+register_model("preactresnet34", PreActResNet, "pre-act", recipe="resnet18", stems=STEMS,
                block=PreActBlock, layers=(3, 4, 6, 3), widths=(64, 128, 256, 512))

@@ -22,6 +22,10 @@ class ModelEntry:
     name: str
     network: type[Network]
     family: str  # a few words for the zoo table and docs, e.g. "paper CIFAR"
+    # The recipes (`--preset`) a bare `train --model NAME` uses, with CUDA and without: each network trains
+    # from its name alone, without the settings of another network's recipe.
+    recipe: str
+    cpu_recipe: str
     arguments: dict[str, Any] = field(default_factory=dict)  # fixed by the name, e.g. block, layers, widths
     stems: tuple[str, ...] = ("cifar",)  # the `stem` values the network accepts
 
@@ -38,12 +42,13 @@ class ModelEntry:
 _MODELS: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, network: type[Network], family: str, *, stems: tuple[str, ...] = ("cifar",),
-                   **arguments: Any) -> None:
-    """Make `create_model(name)` build `network(**arguments)`; a name is registered once."""
+def register_model(name: str, network: type[Network], family: str, *, recipe: str, cpu_recipe: str | None = None,
+                   stems: tuple[str, ...] = ("cifar",), **arguments: Any) -> None:
+    """Make `create_model(name)` build `network(**arguments)`, trained by default with `recipe` on CUDA and
+    `cpu_recipe` (else `recipe`) elsewhere; a name is registered once."""
     if name in _MODELS:
         raise ValueError(f"Model {name!r} is registered twice.")
-    _MODELS[name] = ModelEntry(name, network, family, arguments, stems)
+    _MODELS[name] = ModelEntry(name, network, family, recipe, cpu_recipe or recipe, arguments, stems)
 
 
 def list_models() -> list[str]:
@@ -52,6 +57,7 @@ def list_models() -> list[str]:
 
 
 def model_entry(name: str) -> ModelEntry:
+    """The registry entry of `name`, or a UserError listing the names there are."""
     if name not in _MODELS:
         raise UserError(f"Unknown model {name!r}; choose one of: {', '.join(_MODELS)}.")
     return _MODELS[name]

@@ -253,12 +253,13 @@ class ResNet(Network):
 def _register_paper(depth: int) -> None:
     # Section 4.2: depth 6n+2, three stages of n basic blocks with 16, 32 and 64 filters, option A shortcuts.
     n = (depth - 2) // 6
-    register_model(f"resnet{depth}", ResNet, "paper CIFAR", stems=STEMS,
+    register_model(f"resnet{depth}", ResNet, "paper CIFAR", recipe="paper", cpu_recipe="paper-cpu", stems=STEMS,
                    block=BasicBlock, layers=(n, n, n), widths=(16, 32, 64), shortcut="A")
 
 
 def _register_imagenet(name: str, block: type[BasicBlock] | type[Bottleneck], layers: tuple[int, ...]) -> None:
-    register_model(name, ResNet, "ImageNet", stems=STEMS, block=block, layers=layers, widths=(64, 128, 256, 512))
+    register_model(name, ResNet, "ImageNet", recipe="resnet18", stems=STEMS,
+                   block=block, layers=layers, widths=(64, 128, 256, 512))
 
 
 for _depth in (20, 32, 44, 56, 110, 1202):

@@ -47,5 +47,5 @@ class WideResNet(PreActResNet):
                          num_classes=num_classes, stem=stem, drop_path=drop_path, in_channels=in_channels)
 
 
-register_model("wrn16_8", WideResNet, "wide", depth=16, width_factor=8)
-register_model("wrn28_10", WideResNet, "wide", depth=28, width_factor=10)
+register_model("wrn16_8", WideResNet, "wide", recipe="wrn28_10", depth=16, width_factor=8)
+register_model("wrn28_10", WideResNet, "wide", recipe="wrn28_10", depth=28, width_factor=10)

@@ -27,9 +27,10 @@ from resnet_cifar.train.distributed import data_parallel, sync_batch_norm
 from resnet_cifar.train.ema import EMA
 from resnet_cifar.train.engine import Engine
 from resnet_cifar.train.hardware import amp_dtype, configure
-from resnet_cifar.train.hooks import recipe_hooks
+from resnet_cifar.train.hooks import recipe_hooks, stem_convolution
 from resnet_cifar.train.mixing import BatchMixer, Mixed
 from resnet_cifar.train.optim import build_optimizer, build_schedule
+from resnet_cifar.train.whitening import misfit as whitening_misfit
 from resnet_cifar.world import World
 
 # The random stream of the batch mixing, beside the loader's (see resnet_cifar.data.loader).
@@ -132,28 +133,59 @@ def memory_format(config: TrainConfig) -> torch.memory_format:
     return torch.channels_last if config.channels_last else torch.contiguous_format
 
 
-def check_model_settings(config: TrainConfig) -> None:
-    """The model settings' mistakes, said before any work: an unknown name, a stem or option it lacks."""
-    entry = model_entry(config.model)
+@dataclass(frozen=True)
+class Misfit:
+    """A setting the network cannot take: its key, why (words that follow "cannot take KEY"), and the sentence
+    for a user who set it themselves."""
+
+    key: str
+    reason: str
+    message: str
+
+
+def model_misfit(config: TrainConfig) -> Misfit | None:
+    """The first setting of `config` that its network cannot take, found without data or weights."""
+    entry, model = model_entry(config.model), config.model
     if config.stem not in entry.stems:
-        raise UserError(f"--model {config.model} has only the {' or '.join(entry.stems)} stem; "
-                        f"drop --stem {config.stem} or choose another --model.")
+        return Misfit("stem", f"it has only the {' or '.join(entry.stems)} stem",
+                      f"--model {model} has only the {' or '.join(entry.stems)} stem; "
+                      f"drop --stem {config.stem} or choose another --model.")
     for key in MODEL_OPTIONS:
         if getattr(config, key) and key not in entry.options:
             flag = "--" + key.replace("_", "-")
-            raise UserError(f"--model {config.model} has no {flag} option (its options: "
-                            f"{', '.join(entry.options) or 'none'}); drop {flag} or choose another --model.")
-    sides = {"--input-size" if config.input_size else "--image-size": config.input_size or config.image_size}
+            return Misfit(key, f"it has no {key} option",
+                          f"--model {model} has no {flag} option (its options: {', '.join(entry.options) or 'none'}); "
+                          f"drop {flag} or choose another --model.")
+    sides = {"input_size" if config.input_size else "image_size": config.input_size or config.image_size}
     if config.early_crop_epochs and config.input_size is None:
-        sides["--early-crop-size"] = config.early_crop_size
-    for flag, side in sides.items():
-        check_input_size(config.model, side, flag, stem=config.stem)
+        sides["early_crop_size"] = config.early_crop_size
+    for key, side in sides.items():
+        try:
+            check_input_size(model, side, "--" + key.replace("_", "-"), stem=config.stem)
+        except UserError as error:
+            return Misfit(key, f"its layers shrink {side}x{side} images below one pixel", str(error))
+    if config.whiten_stem:
+        with torch.device("meta"):
+            reason = whitening_misfit(stem_convolution(create_model(model, stem=config.stem)))
+        if reason is not None:
+            return Misfit("whiten_stem", reason, f"--model {model} cannot take --whiten-stem ({reason}); "
+                                                 "drop --whiten-stem or use a model such as fastresnet8.")
     if config.init_from and entry.family != "ImageNet":
-        raise UserError(f"--init-from takes torchvision ImageNet weights, which fit only --model NAME for NAME in "
-                        f"{', '.join(IMAGENET_MODELS)}; --model {config.model} is not one of them.")
+        return Misfit("init_from", "it is not a torchvision ImageNet network",
+                      f"--init-from takes torchvision ImageNet weights, which fit only --model NAME for NAME in "
+                      f"{', '.join(IMAGENET_MODELS)}; --model {model} is not one of them.")
     if config.init_from and config.stem != "imagenet":
-        raise UserError(f"--init-from {config.init_from} holds torchvision ImageNet weights, which need "
-                        "--stem imagenet (the 7x7 stem they were trained with).")
+        return Misfit("init_from", "its weights need the imagenet stem",
+                      f"--init-from {config.init_from} holds torchvision ImageNet weights, which need "
+                      "--stem imagenet (the 7x7 stem they were trained with).")
+    return None
+
+
+def check_model_settings(config: TrainConfig) -> None:
+    """The model settings' mistakes, said before any work: an unknown name, a stem, option or side it lacks."""
+    misfit = model_misfit(config)
+    if misfit is not None:
+        raise UserError(misfit.message)
 
 
 def _loader_options(config: TrainConfig, world: World, preprocessing: Preprocessing) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any
 from resnet_cifar.checkpoint import build_model, read_checkpoint
 from resnet_cifar.evaluation import evaluate
 from resnet_cifar.models import count_parameters
+from resnet_cifar.recipes import default_preset
 from resnet_cifar.config import TrainConfig
 from resnet_cifar.train.build import Run, build_run, memory_format
 from resnet_cifar.train.interrupt import StopRequest
@@ -59,6 +60,8 @@ def train(config: TrainConfig, run_dir: Path, world: World, *, resume: tuple[Pat
 def _start_line(run: Run, run_dir: Path) -> str:
     c, dataset, dtype = run.config, run.dataset, run.engine.amp_dtype
     preset = f"with preset {c.preset!r} " if c.preset else ""
+    if c.preset and c.preset == default_preset(c.model, run.world.device.type):
+        preset += f"(the default for {c.model} {'with CUDA' if run.world.device.type == 'cuda' else 'on a CPU'}) "
     precision = "" if dtype is None else f" ({str(dtype)[6:]})"
     return (f"Training {c.model} ({count_parameters(run.model):,} parameters) on {c.dataset} "
             f"({len(dataset.train):,} train, {len(dataset.val) if dataset.val is not None else 0:,} val images) "

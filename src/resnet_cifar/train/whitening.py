@@ -24,17 +24,27 @@ SAMPLE_IMAGES = 5000
 EPS = 5e-4
 
 
+def misfit(conv: nn.Conv2d) -> str | None:
+    """Why `conv` cannot be whitened, in words that follow "cannot take whiten_stem": None if it can.
+
+    Whitening fills every output with one direction of the patches or its negative, so the
+    outputs must be exactly twice the patch's dimensions, at stride 1 and without groups."""
+    dims = conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1]
+    if conv.out_channels == 2 * dims and conv.stride == (1, 1) and conv.groups == 1:
+        return None
+    return (f"its first convolution has {conv.out_channels} outputs at stride {conv.stride[0]}; whitening its "
+            f"{conv.kernel_size[0]}x{conv.kernel_size[1]} patches needs {2 * dims} at stride 1")
+
+
 def whiten(conv: nn.Conv2d, images: torch.Tensor) -> None:
     """Set `conv`'s weights to whiten the patches of `images` [N, C, H, W], normalised as the loader feeds
     them, on `conv`'s device, and freeze them."""
     channels = conv.in_channels
     kh, kw = conv.kernel_size
     dims = channels * kh * kw
-    if conv.out_channels != 2 * dims or conv.stride != (1, 1) or conv.groups != 1:
-        raise UserError(
-            f"whiten_stem needs a first convolution with 2 x {dims} outputs (each whitened direction and its "
-            f"negative), stride 1; this model's has {conv.out_channels} outputs: use a model such as fastresnet8."
-        )
+    reason = misfit(conv)
+    if reason is not None:
+        raise UserError(f"whiten_stem cannot be applied: {reason}; use a model such as fastresnet8.")
     patches = images.unfold(2, kh, 1).unfold(3, kw, 1)  # N, C, H', W', kh, kw
     patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, dims)
     covariance = patches.T @ patches / len(patches)

@@ -53,11 +53,12 @@ from resnet_cifar.config import resolve
 from resnet_cifar.data import Loader
 from resnet_cifar.models import register_model
 from resnet_cifar.models.fast import FastResNet, PoolBlock
+from resnet_cifar.runs.layout import RunPaths
+from resnet_cifar.runs.reader import read_json
 from resnet_cifar.train.build import build_run
 from resnet_cifar.train.engine import EpochTotals
-from resnet_cifar.train.hardware import resolve_device
 from resnet_cifar.train.hooks import RecipeHook
-from resnet_cifar.world import World
+from resnet_cifar.world import World, resolve_device
 
 NETWORK = "bench-airbench94-net"  # registered by this script, for this script
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
@@ -119,7 +120,7 @@ class AirbenchNetwork(FastResNet):
 
 
 register_model(NETWORK, AirbenchNetwork, "benchmark only: airbench94's network", recipe="fast", cpu_recipe="cpu",
-               block=PlainBlock, layers=(1, 1, 1), widths=(64, 256, 256))
+               block=PlainBlock, widths=(64, 256, 256))
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
     args = parser.parse_args()
 
-    fast = json.loads((args.against / "summary.json").read_text()) if args.against is not None else None
+    fast = read_json(RunPaths(args.against).summary) if args.against is not None else None
     acc, seconds = train(args, resolve_device(args.device))
     print(f"seed {args.seed}: airbench94 {acc:.2%} after {seconds:.0f} s of training ({args.epochs} epochs)")
     result = f"airbench94_acc={acc:.4f} airbench94_train_s={seconds:.0f}"

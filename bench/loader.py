@@ -18,7 +18,7 @@ normalisation; the policy rows add one of `resnet_cifar.data.augment`'s:
 - ours, `random_erasing`: the plain loader's batches, then RandomErasing(0.5) on them;
 - torchvision (the baseline of each row): a DataLoader with 2 worker processes
   applying RandomCrop, RandomHorizontalFlip, torchvision's own policy, ToTensor,
-  Normalize and RandomErasing to one PIL image at a time (resnet_cifar.data.reference).
+  Normalize and RandomErasing to one PIL image at a time (reference_pipeline.py).
 
 Rows take turns epoch by epoch (one warm-up epoch each first) and each figure is the
 median over its timed epochs, so load from other processes on a shared machine
@@ -48,9 +48,10 @@ from resnet_cifar.data import Loader, Split, load_dataset
 from resnet_cifar.choices import AUGMENT_POLICIES
 from resnet_cifar.data.augment import AugmentPolicy, RandomErasing
 from resnet_cifar.data.preprocessing import Preprocessing
-from resnet_cifar.data.reference import reference_loader, reference_transform
 from resnet_cifar.errors import UserError
 from resnet_cifar.train.hardware import keep_freed_memory
+
+from reference_pipeline import reference_loader, reference_transform
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 CROP_PADDING = 4

@@ -27,12 +27,13 @@ paired difference in accuracy (a fraction) against the recipe and its standard e
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import statistics
 from pathlib import Path
 
 from resnet_cifar.cli import main as cli
+from resnet_cifar.runs.layout import RunPaths
+from resnet_cifar.runs.reader import read_json
 
 
 def variant(text: str) -> tuple[str, list[str]]:
@@ -43,7 +44,7 @@ def variant(text: str) -> tuple[str, list[str]]:
 
 
 def final_accuracy(run_dir: Path) -> float:
-    return json.loads((run_dir / "summary.json").read_text())["final_val_acc"]
+    return read_json(RunPaths(run_dir).summary)["final_val_acc"]
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ Baseline: the loop a tutorial ships for the same config, which mirrors it in
   layout for `imagenet`; ours where torchvision has none (resnet20, fastresnet8, ...);
   default memory format, fp32;
 - the data: a DataLoader with 2 worker processes transforming one PIL image at a
-  time (resnet_cifar.data.reference) with the config's crop padding, flip, input
+  time (reference_pipeline.py) with the config's crop padding, flip, input
   size (Resize) and normalisation statistics;
 - the optimizer family: torch.optim's SGD (momentum, Nesterov, weight decay), Adam
   or AdamW over all parameters at the config's rate; for `muon`, whose filters torch's
@@ -48,14 +48,14 @@ from torch import nn
 
 from resnet_cifar.config import TrainConfig, resolve
 from resnet_cifar.data import Dataset, Split
-from resnet_cifar.data.reference import reference_loader, reference_transform
 from resnet_cifar.models import create_model
 from resnet_cifar.recipes import recipe_settings
 from resnet_cifar.train.build import Run, build_run
 from resnet_cifar.train.engine import EpochTotals
-from resnet_cifar.train.hardware import resolve_device
 from resnet_cifar.train.muon import Muon
-from resnet_cifar.world import World
+from resnet_cifar.world import World, resolve_device
+
+from reference_pipeline import reference_loader, reference_transform
 
 TORCHVISION_MODELS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 CLASSES = 10

@@ -35,7 +35,6 @@ threshold not reached by every seed is reported as `reached=k/n` and `nan`.
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import math
 import statistics
@@ -49,6 +48,8 @@ from resnet_cifar.cli import main as cli
 from resnet_cifar.config import TrainConfig, read_yaml, resolve
 from resnet_cifar.models import create_model
 from resnet_cifar.recipes import recipe_settings
+from resnet_cifar.runs.layout import GroupPaths, RunPaths
+from resnet_cifar.runs.reader import read_metrics
 from resnet_cifar.train.flops import TRAIN_IMAGES, epoch_flops_per_image
 
 THRESHOLDS = (0.80, 0.85, 0.88, 0.90, 0.91)
@@ -73,17 +74,18 @@ def forward_flops_per_image(config: TrainConfig) -> float:
 def run_seed(seed: int, args: argparse.Namespace, out: Path) -> list[dict]:
     """Train one run (or, with --reuse, take or finish the one in `out`) and return its metrics rows
     with cumulative seconds."""
-    run_dir = out / f"seed{seed}"
-    if args.reuse and (run_dir / "config.yaml").is_file():
-        trained = dataclasses.asdict(TrainConfig(**read_yaml(run_dir / "config.yaml")))  # defaults for newer settings
+    paths = GroupPaths(out).seed(seed)
+    run_dir = paths.root
+    if args.reuse and paths.config.is_file():
+        trained = dataclasses.asdict(TrainConfig(**read_yaml(paths.config)))  # defaults for newer settings
         different = {key for key, value in settings(args).items() if trained[key] != value}
         if different:
             raise SystemExit(f"{run_dir} was trained with other {', '.join(sorted(different))} than the "
                              f"{args.preset} recipe now has; point --output at a new folder.")
-        if (run_dir / "summary.json").is_file():
+        if paths.summary.is_file():
             print(f"Reusing the finished run {run_dir}", flush=True)
             return read_rows(run_dir)
-        if (run_dir / "checkpoints" / "last.pt").is_file():
+        if paths.last.is_file():
             print(f"Finishing the interrupted run {run_dir}", flush=True)
             return train_seed(["train", "--resume", str(run_dir), "--data-dir", str(args.data_dir),
                                "--device", args.device], seed, run_dir)
@@ -129,13 +131,12 @@ def settings(args: argparse.Namespace) -> dict:
 
 
 def read_rows(run_dir: Path) -> list[dict]:
-    """The run's metrics.csv rows, each with the cumulative training and wall seconds up to its end."""
-    with open(run_dir / "metrics.csv") as f:
-        rows = list(csv.DictReader(f))
+    """The run's metrics rows, each with the cumulative training and wall seconds up to its end."""
+    rows = read_metrics(RunPaths(run_dir).metrics)
     trained = elapsed = 0.0
     for row in rows:
-        trained += float(row["train_seconds"])
-        elapsed += float(row["seconds"])
+        trained += row["train_seconds"]
+        elapsed += row["seconds"]
         row["trained"], row["elapsed"] = trained, elapsed
     return rows
 

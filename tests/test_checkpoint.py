@@ -44,9 +44,12 @@ def test_ema_weights_are_preferred_and_can_be_declined(tmp_path):
 
 def test_wrapper_prefixes_are_removed(tmp_path):
     state = checkpoint_dict()
-    state["model"] = {f"module._orig_mod.{key}": value for key, value in state["model"].items()}
+    plain = state["model"]
+    state["model"] = {f"module._orig_mod.{key}": value for key, value in plain.items()}
     save_checkpoint(state, tmp_path / "model.pt")
-    load_checkpoint(tmp_path / "model.pt")
+    loaded = load_checkpoint(tmp_path / "model.pt").state_dict()
+    assert loaded.keys() == plain.keys()
+    assert all(torch.equal(loaded[key], plain[key]) for key in plain)
 
 
 def test_code_in_a_checkpoint_never_runs(tmp_path):

@@ -39,7 +39,7 @@ from resnet_cifar.cli import main
 from resnet_cifar.data.folder import CACHE_FOLDER
 from resnet_cifar.export import export
 from resnet_cifar.models import create_model
-from resnet_cifar.train.run_folder import _process_start
+from resnet_cifar.runs.writer import _process_start
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -82,7 +82,8 @@ CASES = {
     "export-unknown-format": Case("export {ckpt} --format tflite --output {out}/m.tflite", "invalid choice: 'tflite'"),
     # checkpoints that are not checkpoints
     "checkpoint-missing": Case("evaluate {missing}", "does not exist"),
-    "checkpoint-a-folder": Case("export {run} --format onnx --output {out}/m.onnx", "is a folder"),
+    "checkpoint-a-folder": Case("export {no_images} --format onnx --output {out}/m.onnx",
+                                "is a folder, and not a run folder with a checkpoint"),
     "checkpoint-onnx": Case("predict {onnx} {png}", "is an ONNX model, not a checkpoint"),
     "checkpoint-torchscript": Case("evaluate {ts}", "is a TorchScript model, not a checkpoint"),
     "checkpoint-image": Case("predict {png} {png}", "is a PNG image, not a checkpoint"),

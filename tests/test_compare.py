@@ -17,11 +17,17 @@ import yaml
 import resnet_cifar
 from conftest import write_cifar10, write_cifar100
 from resnet_cifar.cli import main
-from resnet_cifar.runs import GROUP_FILE, read_run, seed_run_dir, write_group_summary
+from resnet_cifar.runs.group import write_group_summary
+from resnet_cifar.runs.reader import read_run
 
 # resnet20 on 16x16 inputs, 150 training images in batches of 50: three steps an epoch, about a second a run.
 TINY = ["--preset", "paper", "--val-split", "50", "--batch-size", "50", "--input-size", "16", "--lr", "0.05"]
 SEEDS = [0, 1, 2]
+
+
+def seed_run_dir(group: Path, seed: int) -> Path:
+    """Where a seed group keeps seed `seed`'s run, as users see it."""
+    return group / f"seed-{seed}"
 
 
 def train(*args) -> None:
@@ -111,7 +117,7 @@ def test_a_finished_run_being_extended_is_unfinished(runs, tmp_path):
 
 def test_group_summary_agrees_with_the_runs_own_summaries(runs):
     written = write_group_summary(runs / "group", SEEDS)
-    group = json.loads((runs / "group" / GROUP_FILE).read_text())
+    group = json.loads((runs / "group" / "group.json").read_text())
     assert group == written
     assert group["seeds"] == SEEDS and group["finished"] == SEEDS
     for key in ("best_val_acc", "final_val_acc", "train_seconds", "images_per_second"):

@@ -72,7 +72,7 @@ def test_two_processes_train_as_one_with_the_global_batch_and_resume_in_one(tmp_
     # The two-process run goes on in one process: same global batches, same schedule.
     assert main(["train", "--resume", str(tmp_path / "two"), "--epochs", "2"]) == 0
     resumed = torch.load(tmp_path / "two" / "checkpoints" / "last.pt", weights_only=True)
-    assert (resumed["epoch"], resumed["step"], resumed["record"]["train_images"]) == (2, 10, 300)
+    assert (resumed["epoch"], resumed["step"], resumed["tally"]["train_images"]) == (2, 10, 300)
     assert (tmp_path / "two" / "metrics.csv").read_text().count("\n") == 3  # header and two epochs
 
 

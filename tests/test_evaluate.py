@@ -11,7 +11,8 @@ import torch
 from checkpoints import CIFAR10_PREPROCESSING, write_checkpoint
 from resnet_cifar import load_checkpoint
 from resnet_cifar.cli import main
-from resnet_cifar.confusion import plot_confusion, write_confusion_csv
+from resnet_cifar.commands.evaluate import write_confusion_csv
+from resnet_cifar.pictures import plot_confusion
 from resnet_cifar.data import load_dataset
 
 

@@ -130,5 +130,7 @@ def test_an_existing_output_is_replaced_only_with_overwrite(checkpoint, tmp_path
     assert main(args) == 2
     assert "pass --overwrite" in capsys.readouterr().err and output.read_bytes() == b"an older export"
     assert main(args + ["--overwrite"]) == 0
-    assert torch.jit.load(str(output)) is not None
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert np.abs(torch.jit.load(str(output))(x).numpy() - reference_logits(checkpoint, x)).max() < 1e-4
     assert sorted(path.name for path in tmp_path.iterdir()) == ["model.ts"]  # no temporary left beside it

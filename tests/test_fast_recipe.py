@@ -101,7 +101,8 @@ def test_the_stem_bias_learns_at_the_bias_rate_down_to_zero_then_freezes():
 
 def test_stem_bias_epochs_needs_the_whitened_stem():
     with pytest.raises(resnet_cifar.UserError, match="stem_bias_epochs"):
-        resolve({"stem_bias_epochs": 3}, {}, {})
+        resolve({}, {}, {"stem_bias_epochs": 3})
+    assert resolve({"stem_bias_epochs": 3}, {}, {}).stem_bias_epochs is None  # a recipe's goes with its whitening
 
 
 def test_without_a_scale_the_groups_are_unchanged():

@@ -142,7 +142,11 @@ def test_torchvision_weights_still_load_with_drop_path():
     import torchvision
 
     model = create_model("resnet18", num_classes=1000, stem="imagenet", drop_path=0.1)
-    model.load_state_dict(torchvision.models.resnet18().state_dict(), strict=True)
+    reference = torchvision.models.resnet18().eval()
+    model.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(model.eval()(x), reference(x), atol=1e-5)  # drop-path is off in eval mode
 
 
 def test_checkpoint_with_dropout_and_drop_path_loads_for_deterministic_inference(tmp_path):

@@ -6,7 +6,7 @@ import torch
 import torchvision
 
 from resnet_cifar import UserError, create_model
-from resnet_cifar.pretrained import describe_architecture, init_from_torchvision
+from resnet_cifar.models.pretrained import describe_architecture, init_from_torchvision
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,10 @@ def test_old_files_without_batchnorm_counters_load(resnet18_file, tmp_path):
     state = torch.load(resnet18_file, weights_only=True)
     old = tmp_path / "old.pth"
     torch.save({k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}, old)
-    init_from_torchvision(create_model("resnet18", stem="imagenet"), old)
+    model = create_model("resnet18", stem="imagenet")
+    init_from_torchvision(model, old)
+    assert torch.equal(model.conv1.weight, state["conv1.weight"])
+    assert torch.equal(model.layer4[1].bn2.running_var, state["layer4.1.bn2.running_var"])
 
 
 def test_describes_torchvision_architectures():

@@ -58,10 +58,10 @@ def test_run_folder_holds_every_file(tiny_data, tmp_path, capsys):
     for name in ("last.pt", "best.pt"):
         state = torch.load(run / "checkpoints" / name, weights_only=True)
         for key in ("format_version", "model_name", "model_kwargs", "model", "classes", "preprocessing", "ema",
-                    "optimizer", "scheduler", "scaler", "rng", "epoch", "step", "loader", "config"):
+                    "optimizer", "scheduler", "scaler", "rng", "epoch", "step", "batch", "tally", "config"):
             assert key in state, key
         assert state["preprocessing"]["input_size"] == 16 and len(state["preprocessing"]["mean"]) == 3
-    assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["loader"] == {"epoch": 2, "batch": 0}
+    assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["batch"] == 0
     model = load_checkpoint(run / "checkpoints" / "best.pt")
     assert model.uses_ema and model(torch.zeros(1, 3, 16, 16)).shape == (1, 10)
 
@@ -178,6 +178,10 @@ def test_a_finished_run_ends_with_the_commands_that_use_it_and_evaluate_reproduc
     evaluation = json.loads((run / "evaluation" / "evaluation.json").read_text())
     summary = json.loads((run / "summary.json").read_text())
     assert evaluation["top1"] == summary["best_val_acc"]
+
+    assert main(["evaluate", str(run), "--split", "val", "--output", str(tmp_path / "from-folder")]) == 0
+    assert f"from {best}" in capsys.readouterr().out  # the run folder stands for its best checkpoint
+    assert json.loads((tmp_path / "from-folder" / "evaluation.json").read_text())["top1"] == evaluation["top1"]
 
 
 def test_make_train_passes_its_arguments_on():

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import resnet_cifar
-from resnet_cifar.train.hardware import amp_dtype, configure, resolve_device
+from resnet_cifar.train.hardware import amp_dtype, configure
+from resnet_cifar.world import resolve_device
 
 # A training step of one convolution over 38 MB activations, five times; prints the page faults of the last.
 # Kept memory settles within four steps (the heap sometimes still grows in the third, depending on its layout).

@@ -53,7 +53,7 @@ def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(tmp_path, monk
     err = capsys.readouterr().err
     assert "Stopped by SIGTERM in epoch 2 after batch 3 of 5" in err and f"--resume {tmp_path / 'stopped'}" in err
     saved = torch.load(tmp_path / "stopped" / "checkpoints" / "last.pt", weights_only=True)
-    assert (saved["epoch"], saved["step"], saved["loader"]) == (1, 8, {"epoch": 1, "batch": 3})
+    assert (saved["epoch"], saved["step"], saved["batch"]) == (1, 8, 3)
     monkeypatch.undo()
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
 

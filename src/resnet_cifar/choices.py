@@ -13,6 +13,7 @@ LABELS = ("fine", "coarse")
 PADDING_MODES = ("reflect", "zeros")
 FLIPS = ("none", "random", "alternate")
 AUGMENT_POLICIES = ("none", "autoaugment", "randaugment", "trivialaugment")
+MAGNITUDE_BINS = 31  # RandAugment's and TrivialAugmentWide's magnitude scale: bins 0..30
 OPTIMIZERS = ("sgd", "muon", "adam", "adamw")
 SCHEDULES = ("constant", "multistep", "cosine", "linear")
 TTA_MODES = ("none", "flip", "flip-translate")

@@ -25,12 +25,12 @@ from typing import Any
 
 import yaml
 
-from resnet_cifar.choices import (AMP_MODES, AUGMENT_POLICIES, DATASETS, FLIPS, LABELS, OPTIMIZERS, PADDING_MODES,
-                                  SCHEDULES, STEMS, TTA_MODES)
+from resnet_cifar.choices import (AMP_MODES, AUGMENT_POLICIES, DATASETS, FLIPS, LABELS, MAGNITUDE_BINS, OPTIMIZERS,
+                                  PADDING_MODES, SCHEDULES, STEMS, TTA_MODES)
 from resnet_cifar.errors import UserError
 
 
-GROUPS = ("model", "data", "optimisation", "evaluation", "speed and reproducibility")
+GROUPS = ("run", "model", "data", "optimisation", "evaluation", "speed and reproducibility")
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def setting(default: Any, group: str, help: str, *, choices: tuple[str, ...] = (
 class TrainConfig:
     """Every setting of a training run; the defaults are what a recipe does not mention."""
 
-    preset: str | None = setting(None, "model", "the recipe these settings started from (--preset)")
+    preset: str | None = setting(None, "run", "the recipe these settings started from (--preset)")
     # Model
     model: str = setting("fastresnet8", "model", "network name, see `resnet-cifar models`; without --preset it "
                          "trains with its own recipe")
@@ -124,8 +124,8 @@ class TrainConfig:
     augment: str = setting("none", "data", "augmentation policy, drawn per image: AutoAugment's CIFAR-10 policy, "
                            "RandAugment or TrivialAugmentWide", choices=AUGMENT_POLICIES)
     randaugment_ops: int = setting(2, "data", "randaugment: operations per image", limits=NON_NEGATIVE)
-    randaugment_magnitude: int = setting(9, "data", "randaugment: magnitude bin, 0 to 30",
-                                         limits=Range(0, closed=True, high=30, high_closed=True))
+    randaugment_magnitude: int = setting(9, "data", f"randaugment: magnitude bin, 0 to {MAGNITUDE_BINS - 1}",
+                                         limits=Range(0, closed=True, high=MAGNITUDE_BINS - 1, high_closed=True))
     random_erasing: float = setting(0.0, "data", "probability of erasing a random box of each training image "
                                     "(after normalisation, so it takes the mean colour; 0: off)", limits=PROBABILITY)
     mixup: float = setting(0.0, "data", "MixUp's Beta alpha: each batch blended with itself shuffled (0: off)",
@@ -256,6 +256,8 @@ def validate(config: TrainConfig) -> TrainConfig:
     if config.stem_bias_epochs is not None and not config.whiten_stem:
         raise UserError(f"Setting 'stem_bias_epochs' needs whiten_stem and a positive number of epochs; got "
                         f"{config.stem_bias_epochs!r} with whiten_stem {config.whiten_stem}.")
+    if config.optimizer in ("sgd", "muon") and config.nesterov and config.momentum == 0:
+        raise UserError("Nesterov momentum (--nesterov) needs --momentum above 0.")
     if config.schedule == "multistep" and not all(0 < m < 1 for m in config.milestones):
         raise UserError(f"Setting 'milestones' takes fractions of the run between 0 and 1; got {config.milestones!r}.")
     if config.early_crop_epochs and not 0 < (config.early_crop_size or 0) <= config.image_size:

@@ -1,16 +1,21 @@
-"""Pictures for a person to look at: calibration, confident mistakes, Grad-CAM overlays, runs side by side.
+"""Pictures for a person to look at: a run's curves, the confusion matrix, calibration, confident mistakes,
+Grad-CAM overlays, runs side by side.
 
-Each function writes one PNG. matplotlib is imported inside them, not at the top:
-it takes seconds to import, and commands that draw nothing should not pay for it.
+Each function writes one PNG, in one step (resnet_cifar.files), so a picture is
+never half written. matplotlib is imported inside them, not at the top: it
+takes seconds to import, and commands that draw nothing should not pay for it.
 They draw on a bare Figure with the Agg canvas, never through pyplot, so nothing
 depends on a display or on pyplot's global state.
 """
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from resnet_cifar.files import write_atomically
 
 if TYPE_CHECKING:
     import torch
@@ -26,6 +31,13 @@ def _figure(width: float, height: float):
     figure = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(figure)
     return figure
+
+
+def _save(figure, path: str | Path) -> None:
+    """Render `figure` as a PNG and write it to `path` whole or not at all."""
+    image = io.BytesIO()
+    figure.savefig(image, dpi=100, format="png")
+    write_atomically(Path(path), image.getvalue())
 
 
 def _pixels(image: torch.Tensor):
@@ -62,7 +74,7 @@ def plot_reliability(reliability: dict[str, list], ece: float, path: str | Path,
     bottom.set_xlabel("confidence (probability of the predicted class)")
     bottom.set_ylabel("share of images")
     bottom.grid(alpha=0.3)
-    figure.savefig(path, dpi=100)
+    _save(figure, path)
 
 
 def plot_mistakes(images: torch.Tensor, mistakes: Sequence[dict[str, Any]], path: str | Path, title: str) -> None:
@@ -83,7 +95,7 @@ def plot_mistakes(images: torch.Tensor, mistakes: Sequence[dict[str, Any]], path
         axes.imshow(_pixels(image), interpolation="nearest")
         axes.set_title(f"true: {mistake['true']}\npredicted: {mistake['predicted']} {mistake['probability']:.1%}",
                        fontsize=8)
-    figure.savefig(path, dpi=100)
+    _save(figure, path)
 
 
 def plot_gradcam(image: torch.Tensor, cam: torch.Tensor, caption: str, path: str | Path) -> None:
@@ -106,7 +118,7 @@ def plot_gradcam(image: torch.Tensor, cam: torch.Tensor, caption: str, path: str
     for axes in (left, right):
         axes.set_axis_off()
     figure.colorbar(overlay, ax=right, shrink=0.8)
-    figure.savefig(path, dpi=100)
+    _save(figure, path)
 
 
 def plot_runs(entries: Sequence[tuple[str, dict[str, Curve]]], path: str | Path) -> None:
@@ -140,4 +152,58 @@ def plot_runs(entries: Sequence[tuple[str, dict[str, Curve]]], path: str | Path)
         axes.set_title(f"{label}: validation solid, training dashed")
         axes.grid(alpha=0.3)
     figure.legend(loc="outside lower center", ncols=min(len(entries), 3), fontsize=8)
-    figure.savefig(path, dpi=100)
+    _save(figure, path)
+
+
+def plot_curves(rows: Sequence[dict], path: str | Path) -> None:
+    """A run's loss and accuracy against epoch, train and validation (when there is one), from its metrics rows."""
+    from matplotlib.ticker import MaxNLocator
+
+    epochs = [row["epoch"] for row in rows]
+    figure = _figure(10, 4)
+    for axes, metric, label in zip(figure.subplots(1, 2), ("loss", "acc"), ("loss", "accuracy")):
+        axes.plot(epochs, [row[f"train_{metric}"] for row in rows], marker=".", label="train")
+        val = [(row["epoch"], row[f"val_{metric}"]) for row in rows if row[f"val_{metric}"] is not None]
+        if val:
+            axes.plot(*zip(*val), marker=".", label="validation")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(label)
+        axes.grid(alpha=0.3)
+        axes.legend()
+    _save(figure, path)
+
+
+# Above this many classes the counts no longer fit in the confusion matrix's cells.
+MAX_ANNOTATED_CLASSES = 20
+
+
+def plot_confusion(confusion: torch.Tensor, classes: list[str], path: str | Path, title: str) -> None:
+    """The confusion matrix (int [C, C], rows true classes) with the class names on its axes and `title` above.
+
+    Each row is coloured by the fraction of that true class predicted as each column, so a rare
+    class's mistakes show as clearly as a common one's; the cells hold the raw counts when there
+    are few enough classes to read them.
+    """
+    n = len(classes)
+    fractions = confusion.double() / confusion.sum(1, keepdim=True).clamp(min=1)
+    side = min(max(6.0, 0.3 * n + 2.5), 32.0)
+    font = 9 if n <= MAX_ANNOTATED_CLASSES else 7
+    figure = _figure(side, side)
+    axes = figure.add_subplot()
+    image = axes.imshow(fractions.numpy(), cmap="Blues", vmin=0, vmax=1)
+    figure.colorbar(image, ax=axes, shrink=0.8, label="fraction of the true class")
+    axes.set_xticks(range(n), classes, rotation=90, fontsize=font)
+    axes.set_yticks(range(n), classes, fontsize=font)
+    axes.set_xlabel("predicted class")
+    axes.set_ylabel("true class")
+    axes.set_title(title)
+    if n <= MAX_ANNOTATED_CLASSES:
+        for (row, column), count in zip(
+            ((r, c) for r in range(n) for c in range(n)), confusion.flatten().tolist()
+        ):
+            if count:
+                dark = fractions[row, column] > 0.5
+                axes.text(column, row, str(count), ha="center", va="center", fontsize=font - 1,
+                          color="white" if dark else "black")
+    _save(figure, path)

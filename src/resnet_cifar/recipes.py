@@ -87,8 +87,9 @@ RECIPES: dict[str, Recipe] = {
         },
     ),
     "paper-cpu": Recipe(
-        "the paper's networks in half an hour of a 2-core CPU: resnet20 (or --model resnet32..1202, slower), 22 "
-        "epochs (the first 6 on 24-pixel crops) of one-cycle Nesterov SGD with fast's lessons (not yet measured)",
+        "the paper's networks on a CPU, and their default there: resnet20 (or --model resnet32..1202, slower), 22 "
+        "epochs (the first 6 on 24-pixel crops) of one-cycle Nesterov SGD with fast's lessons; resnet20 reached "
+        "88.18% validation (3 seeds) in 28 minutes each on a 2-core CPU, 2.3 GB",
         {
             "model": "resnet20",
             "optimizer": "sgd",

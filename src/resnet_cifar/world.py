@@ -1,4 +1,5 @@
-"""Which process this is among how many, and its device: all a run needs to know of its surroundings.
+"""Which process this is among how many, and its device: all a run needs to know of its surroundings;
+and the device `--device` names, which evaluate and predict resolve too.
 
 A single process is rank 0 of 1, where every collective here is a no-op. Under
 torchrun `resnet_cifar.train.distributed.process_group` makes the World of each
@@ -13,6 +14,24 @@ import torch
 import torch.distributed as dist
 
 from resnet_cifar.errors import UserError
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` is the first GPU when CUDA works, else the CPU; a GPU that is not there is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise UserError(f"Unknown device {name!r} (--device); use auto, cpu, cuda or cuda:N.") from error
+    if device.type not in ("cpu", "cuda"):
+        raise UserError(f"Device {name!r} (--device) is not supported; use auto, cpu, cuda or cuda:N.")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {name} asks for CUDA, but PyTorch sees no CUDA GPU; use --device cpu.")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UserError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s), numbered from 0.")
+    return device
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,9 @@ from typing import Any
 
 from resnet_cifar.errors import UserError
 from resnet_cifar.pictures import Curve, plot_runs
-from resnet_cifar.runs import GROUP_FIGURES, Run, is_seed_group, read_group_runs, read_run, run_classes, summarise
+from resnet_cifar.runs.layout import GroupPaths
+from resnet_cifar.runs.reader import (GROUP_FIGURES, RunRecord, is_seed_group, read_group_runs, read_run, run_classes,
+                                      summarise)
 
 HELP = "compare runs or seed groups: a table of their figures and settings, and their curves overlaid"
 
@@ -34,7 +36,7 @@ class Entry:
     """One row: a run, or a seed group (`group` is then its summary, as group.json holds it)."""
 
     name: str
-    runs: list[Run]  # a group's seeds that have at least one epoch
+    runs: list[RunRecord]  # a group's seeds that have at least one epoch
     group: dict[str, Any] | None = None
 
     @property
@@ -97,7 +99,8 @@ class Entry:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", nargs="+", type=Path, metavar="RUN",
-                        help="run folders written by `resnet-cifar train`, or seed groups (folders of seed-N runs)")
+                        help="run folders written by `resnet-cifar train`, or seed groups (folders of "
+                             f"{GroupPaths.seed_folder('N')} runs)")
     parser.add_argument("--output", type=Path, metavar="DIR",
                         help="write compare.csv, compare.json and compare.png (the curves) into DIR")
 

@@ -10,6 +10,7 @@ evaluated split, so evaluating the test split reads only the test files.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from resnet_cifar.choices import DATASETS, SPLITS, TTA_MODES
 from resnet_cifar.config import default as training_default
 from resnet_cifar.errors import UserError
 from resnet_cifar.files import cannot_write, check_writable, make_folder
+from resnet_cifar.runs.reader import checkpoint_to_use
 
 if TYPE_CHECKING:
     import torch
@@ -31,8 +33,8 @@ MISTAKES = 16
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", type=Path, metavar="CHECKPOINT",
-                        help="a checkpoint written by `resnet-cifar train`")
+    parser.add_argument("checkpoint", type=checkpoint_to_use, metavar="CHECKPOINT",
+                        help="a checkpoint written by `resnet-cifar train`, or its run folder (its best checkpoint)")
     parser.add_argument("--dataset", choices=DATASETS,
                         help="dataset to evaluate on (default: the training run's)")
     parser.add_argument("--data-dir", type=Path, metavar="DIR",
@@ -73,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from resnet_cifar.checkpoint import build_model, read_checkpoint
     from resnet_cifar.data import Loader, load_dataset
     from resnet_cifar.evaluation import CALIBRATION_BINS, evaluate
-    from resnet_cifar.train.hardware import resolve_device
+    from resnet_cifar.world import resolve_device
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}.")
@@ -159,10 +161,18 @@ def print_report(report: dict[str, Any], metrics: Metrics) -> None:
               f"{report['per_class_precision'][name]:>9.2%}  {report['per_class_f1'][name]:>6.3f}  {mistaken}")
 
 
+def write_confusion_csv(confusion: torch.Tensor, classes: list[str], path: Path) -> None:
+    """Rows are true classes, columns predicted classes, cells image counts."""
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["true \\ predicted", *classes])
+        for name, row in zip(classes, confusion.tolist()):
+            writer.writerow([name, *row])
+
+
 def write_files(report: dict[str, Any], metrics: Metrics, output: Path, mistake_images: torch.Tensor) -> None:
     """The report's files; `mistake_images` (uint8 [N, 3, H, W]) are the images of report["mistakes"], in order."""
-    from resnet_cifar.confusion import plot_confusion, write_confusion_csv
-    from resnet_cifar.pictures import plot_mistakes, plot_reliability
+    from resnet_cifar.pictures import plot_confusion, plot_mistakes, plot_reliability
 
     make_folder(output)
     split = f"{report['model']} on the {report['dataset']} {report['split']} split"

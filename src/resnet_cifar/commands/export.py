@@ -12,13 +12,14 @@ from pathlib import Path
 
 from resnet_cifar.choices import EXPORT_FORMATS, EXPORT_SUFFIXES
 from resnet_cifar.errors import UserError
+from resnet_cifar.runs.reader import checkpoint_to_use
 
 HELP = "write a checkpoint as an ONNX or TorchScript file, checked against PyTorch"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", type=Path, metavar="CHECKPOINT",
-                        help="a checkpoint written by `resnet-cifar train`")
+    parser.add_argument("checkpoint", type=checkpoint_to_use, metavar="CHECKPOINT",
+                        help="a checkpoint written by `resnet-cifar train`, or its run folder (its best checkpoint)")
     parser.add_argument("--format", choices=EXPORT_FORMATS, required=True, help="onnx (preferred) or torchscript")
     parser.add_argument("--output", type=Path, required=True, metavar="FILE",
                         help="the file to write: .onnx for onnx; .ts, .torchscript, .pt or .pth for torchscript")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from resnet_cifar.errors import UserError
+from resnet_cifar.runs.reader import checkpoint_to_use
 
 if TYPE_CHECKING:
     import torch
@@ -27,8 +28,8 @@ FORMATS = ("table", "json", "csv")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", type=Path, metavar="CHECKPOINT",
-                        help="a checkpoint written by `resnet-cifar train`")
+    parser.add_argument("checkpoint", type=checkpoint_to_use, metavar="CHECKPOINT",
+                        help="a checkpoint written by `resnet-cifar train`, or its run folder (its best checkpoint)")
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE_OR_DIR",
                         help="image files, or folders searched recursively for image files")
     parser.add_argument("--top-k", type=int, default=5, metavar="K", help="classes to show per image (default 5)")
@@ -67,7 +68,7 @@ def image_files(paths: list[Path]) -> Iterator[Path | UserError]:
 def run(args: argparse.Namespace) -> int:
     from resnet_cifar.checkpoint import load_checkpoint
     from resnet_cifar.data.folder import load_image
-    from resnet_cifar.train.hardware import resolve_device
+    from resnet_cifar.world import resolve_device
 
     if args.top_k < 1:
         raise UserError(f"--top-k must be at least 1, got {args.top_k}.")

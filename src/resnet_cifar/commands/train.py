@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from resnet_cifar.config import (FIELDS, GROUPS, KEYS, RESUMABLE, TrainConfig, check_setting, check_values, default,
-                                 read_yaml, resolve, validate, value_type)
+                                 read_yaml, resolve, value_type)
 from resnet_cifar.errors import UserError
 from resnet_cifar.recipes import RECIPES, default_preset, recipe_settings
-from resnet_cifar.runs import GROUP_FILE
+from resnet_cifar.runs.layout import GroupPaths
 
 HELP = "train a ResNet and write a run folder (config, metrics, curves, checkpoints, summary)"
 METAVARS = {int: "N", float: "X"}
@@ -25,7 +25,7 @@ def setting_flag(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
-def _add_setting(group: argparse._ArgumentGroup, key: str) -> None:
+def _add_setting(group: argparse._ArgumentGroup, key: str, **overrides: Any) -> None:
     metadata, kind = FIELDS[key].metadata, value_type(key)
     options: dict[str, Any] = {"dest": key, "default": argparse.SUPPRESS, "help": metadata["help"].replace("%", "%%")}
     if kind is bool:
@@ -36,7 +36,7 @@ def _add_setting(group: argparse._ArgumentGroup, key: str) -> None:
         options.update(type=kind, choices=metadata["choices"])
     else:
         options.update(type=_checked(key, kind), metavar=metadata["metavar"] or METAVARS.get(kind, key.upper()))
-    group.add_argument(setting_flag(key), **options)
+    group.add_argument(setting_flag(key), **{**options, **overrides})
 
 
 def _checked(key: str, kind: type):
@@ -55,39 +55,49 @@ def _checked(key: str, kind: type):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    run = parser.add_argument_group("run")
-    run.add_argument("--preset", dest="preset", default=argparse.SUPPRESS, choices=RECIPES,
-                     help="recipe to start from: " + "; ".join(f"{n}: {r.purpose}" for n, r in RECIPES.items()).replace("%", "%%")
-                     + " (default: the --model's own recipe, see `resnet-cifar models`; without --model, fast on CUDA, cpu "
-                          "otherwise)")
+    groups = {name: parser.add_argument_group(name) for name in GROUPS}
+    # The recipes' names are known here, not in config.py (recipes are made of settings).
+    overrides = {"preset": dict(
+        choices=RECIPES, type=str,
+        help="recipe to start from: " + "; ".join(f"{n}: {r.purpose}" for n, r in RECIPES.items()).replace("%", "%%")
+        + " (default: the --model's own recipe, see `resnet-cifar models`; without --model, fast on CUDA, cpu "
+          "otherwise)")}
+    for key in KEYS:
+        _add_setting(groups[FIELDS[key].metadata["group"]], key, **overrides.get(key, {}))
+    run = groups["run"]
     run.add_argument("--config", metavar="FILE", help="YAML file of settings; overrides the preset, flags override it")
     run.add_argument("--output", metavar="DIR", help="run folder (default: runs/PRESET-TIMESTAMP)")
     run.add_argument("--overwrite", action="store_true", help="replace the run already in --output")
     run.add_argument("--resume", metavar="PATH",
                      help="continue the run in this folder (or from this checkpoint), or the seed group in this "
                           "folder, with its own settings")
+    group = GroupPaths(Path("--output"))
     run.add_argument("--seeds", type=int, nargs="+", metavar="N",
-                     help="train once per seed, each run in --output/seed-N, and keep the group's mean ± std "
-                          "in --output/group.json")
+                     help=f"train once per seed, each run in {group.seed('N').root}, and keep the group's mean ± std "
+                          f"in {group.summary}")
     run.add_argument("--dist-timeout", metavar="SECONDS", type=float, default=600.0,
                      help="under torchrun: how long a process waits for the others before the job fails (default: 600)")
-    groups = {name: parser.add_argument_group(name) for name in GROUPS}
-    for key in KEYS:
-        if key != "preset":  # --preset, above, takes the recipes' names
-            _add_setting(groups[FIELDS[key].metadata["group"]], key)
 
 
 def run(args: argparse.Namespace) -> int:
+    from resnet_cifar.runs.group import is_group
+    from resnet_cifar.runs.resume import resumption
+    from resnet_cifar.runs.writer import prepare_new
     from resnet_cifar.train.distributed import process_device, process_group
-    from resnet_cifar.train.run_folder import prepare_new
     from resnet_cifar.train.trainer import train
 
     flags = check_values({key: value for key, value in vars(args).items() if key in KEYS}, "the flags")
     if args.dist_timeout <= 0:
         raise UserError(f"--dist-timeout must be a positive number of seconds; got {args.dist_timeout:g}.")
-    if args.seeds is not None or (args.resume and (Path(args.resume) / GROUP_FILE).is_file()):
+    if args.seeds is not None or (args.resume and is_group(Path(args.resume))):
         return _run_group(args, flags)
-    config, run_dir, resume = _resume(args, flags) if args.resume else _new_run(args, flags)
+    if args.resume:
+        _check_resume_flags(args, flags)
+        start = resumption(Path(args.resume), flags)
+        config, run_dir, resume = start.config, start.run_dir, start.checkpoint
+    else:
+        config, run_dir = _new_run(args, flags)
+        resume = None
     with process_group(process_device(config.device), args.dist_timeout) as world:
         if resume is None:  # a default name holds the time, so rank 0 picks it for every rank
             run_dir = Path(world.from_main(str(_claimed(run_dir, args.output) if world.is_main else "")))
@@ -101,9 +111,9 @@ def run(args: argparse.Namespace) -> int:
                 run_dir.rmdir()
 
 
-def _new_run(args: argparse.Namespace, flags: dict[str, Any]) -> tuple[TrainConfig, Path, None]:
+def _new_run(args: argparse.Namespace, flags: dict[str, Any]) -> tuple[TrainConfig, Path]:
     from resnet_cifar.train.build import model_misfit
-    from resnet_cifar.train.hardware import resolve_device
+    from resnet_cifar.world import resolve_device
 
     file_values = read_yaml(args.config) if args.config else {}
     own = {**file_values, **flags}  # what the user set, beside the recipe
@@ -121,7 +131,7 @@ def _new_run(args: argparse.Namespace, flags: dict[str, Any]) -> tuple[TrainConf
     if misfit is not None:  # the user's own setting: said now, before a folder is made
         raise UserError(misfit.message)
     run_dir = Path(args.output) if args.output else Path("runs") / f"{config.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    return config, run_dir, None
+    return config, run_dir
 
 
 def _undo_flag(key: str) -> str | None:
@@ -148,9 +158,10 @@ def _claimed(run_dir: Path, output: str | None) -> Path:
 
 
 def _run_group(args: argparse.Namespace, flags: dict[str, Any]) -> int:
-    """A seed group: new (--seeds) or continued (--resume of a folder holding group.json)."""
+    """A seed group: new (--seeds) or continued (--resume of a seed group's folder)."""
+    from resnet_cifar.runs.group import group_config, prepare_group
     from resnet_cifar.train.distributed import process_device, process_group
-    from resnet_cifar.train.seed_group import group_config, prepare_group, train_group
+    from resnet_cifar.train.trainer import train_group
 
     if args.resume:
         _check_resume_flags(args, flags)
@@ -162,21 +173,15 @@ def _run_group(args: argparse.Namespace, flags: dict[str, Any]) -> int:
         seeds = args.seeds
         if len(set(seeds)) != len(seeds) or min(seeds) < 0:
             raise UserError(f"--seeds takes different seeds of 0 or more; got {' '.join(map(str, seeds))}.")
-        config, group, _ = _new_run(args, {**flags, "seed": seeds[0]})
-
-    def resumed(run_dir: Path) -> tuple[TrainConfig, tuple[Path, dict[str, Any]]]:
-        seed_config, _, checkpoint = _resumed(run_dir, flags)
-        return seed_config, checkpoint
+        config, group = _new_run(args, {**flags, "seed": seeds[0]})
 
     with process_group(process_device(config.device), args.dist_timeout) as world:
-        if args.resume:
-            group = Path(args.resume)
-        else:
+        if not args.resume:
             group = Path(world.from_main(str(_claimed(group, args.output) if world.is_main else "")))
             if world.is_main:
                 prepare_group(group, config, seeds, args.overwrite)
         world.barrier()
-        return train_group(config, group, seeds, world, resumed)
+        return train_group(config, group, seeds, world, flags)
 
 
 def _check_resume_flags(args: argparse.Namespace, flags: dict[str, Any]) -> None:
@@ -189,57 +194,3 @@ def _check_resume_flags(args: argparse.Namespace, flags: dict[str, Any]) -> None
             f"--resume continues a run with its own settings, so {setting_flag(fixed[0])} cannot be given; "
             f"only {', '.join(setting_flag(key) for key in RESUMABLE)} may change."
         )
-
-
-def _resume(args: argparse.Namespace, flags: dict[str, Any]) -> tuple[TrainConfig, Path, tuple[Path, dict[str, Any]]]:
-    _check_resume_flags(args, flags)
-    config, run_dir, resume = _resumed(Path(args.resume), flags)
-    return config, run_dir, resume
-
-
-def _resumed(given: Path, flags: dict[str, Any]) -> tuple[TrainConfig, Path, tuple[Path, dict[str, Any]]]:
-    """The settings of the run at `given` (a run folder or a checkpoint in one) with the resumable `flags`,
-    its folder, and the checkpoint to continue from."""
-    from resnet_cifar.checkpoint import read_checkpoint
-    from resnet_cifar.train.run_folder import check_not_in_use
-
-    path, run_dir = _checkpoint_and_run_dir(given)
-    check_not_in_use(run_dir)
-    state = read_checkpoint(path)
-    if "optimizer" not in state or "config" not in state:
-        raise UserError(f"{path} holds weights but no training state; resume from a checkpoint written by this version's train.")
-    _refuse_edited_config(run_dir, state["config"])
-    config = validate(TrainConfig(**{**check_values(state["config"], str(path)), **flags}))
-    done = state["epoch"]
-    if config.epochs <= done:
-        raise UserError(f"The run in {run_dir} has already trained {done} of {state['config']['epochs']} epochs; "
-                        f"pass --epochs N with N above {done} to extend it.")
-    return config, run_dir, (path, state)
-
-
-def _refuse_edited_config(run_dir: Path, trained: dict[str, Any]) -> None:
-    """A run continues with the settings it was trained with; a config.yaml edited since is said, not ignored."""
-    file = run_dir / "config.yaml"
-    if not file.is_file():
-        return
-    written = read_yaml(file)
-    changed = [key for key, value in written.items() if key not in RESUMABLE and trained.get(key, value) != value]
-    if changed:
-        key = changed[0]
-        raise UserError(f"{file} says {key}: {written[key]!r}, but the run was trained with {trained[key]!r} "
-                        f"({len(changed)} setting(s) differ); --resume continues with the run's own settings, so "
-                        f"undo the edit, or start a new run with --config {file} --output NEW_DIR.")
-
-
-def _checkpoint_and_run_dir(path: Path) -> tuple[Path, Path]:
-    """A run folder means its checkpoints/last.pt; a checkpoint file must sit in a run folder's checkpoints/."""
-    if not path.exists():
-        raise UserError(f"--resume {path} does not exist; pass a run folder written by `resnet-cifar train`.")
-    if path.is_dir():
-        last = path / "checkpoints" / "last.pt"
-        if not last.is_file():
-            raise UserError(f"{path} holds no checkpoints/last.pt; pass a run folder written by `resnet-cifar train`.")
-        return last, path
-    if path.parent.name != "checkpoints":
-        raise UserError(f"--resume {path}: the checkpoint must be inside a run folder's checkpoints/ to continue that run.")
-    return path, path.parent.parent

@@ -39,10 +39,9 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from resnet_cifar.choices import AUGMENT_POLICIES
+from resnet_cifar.choices import AUGMENT_POLICIES, MAGNITUDE_BINS
 from resnet_cifar.errors import UserError
 
-MAGNITUDE_BINS = 31  # RandAugment's and TrivialAugmentWide's magnitude scale: bins 0..30
 
 # The operations, with the range their magnitude m spans over a policy's bins, spread as
 # torchvision spreads it: torch.linspace(low, high, bins) in float32 (so TrivialAugmentWide's
@@ -415,9 +414,19 @@ class RandomErasing:
 
     def apply(self, x: torch.Tensor, plan: torch.Tensor) -> torch.Tensor:
         """x (float [B, C, H, W], normalised) each drawn box zeroed; `plan`: this batch's columns, on x's device."""
-        top, left, box_h, box_w = self.boxes(plan, x.shape[-2], x.shape[-1])[:, :, None]
-        rows = torch.arange(x.shape[-2], device=x.device)
-        cols = torch.arange(x.shape[-1], device=x.device)
-        in_rows = (rows >= top) & (rows < top + box_h)
-        in_cols = (cols >= left) & (cols < left + box_w)
-        return x.masked_fill(in_rows[:, None, :, None] & in_cols[:, None, None, :], 0.0)
+        top, left, box_h, box_w = self.boxes(plan, x.shape[-2], x.shape[-1])
+        return x.masked_fill(box_mask(top, left, box_h, box_w, x.shape[-2], x.shape[-1]), 0.0)
+
+
+def box_mask(top: torch.Tensor, left: torch.Tensor, box_h: torch.Tensor | int, box_w: torch.Tensor | int,
+             height: int, width: int) -> torch.Tensor:
+    """bool [B, 1, height, width]: True inside each image's box (int64 [B] corners, sides [B] or one for all).
+
+    The one shape of cutout and random erasing; a box may reach past the image's edges, and is cut there."""
+    rows = torch.arange(height, device=top.device)
+    cols = torch.arange(width, device=top.device)
+    box_h = torch.as_tensor(box_h, device=top.device).expand_as(top)
+    box_w = torch.as_tensor(box_w, device=top.device).expand_as(top)
+    in_rows = (rows >= top[:, None]) & (rows < (top + box_h)[:, None])
+    in_cols = (cols >= left[:, None]) & (cols < (left + box_w)[:, None])
+    return in_rows[:, None, :, None] & in_cols[:, None, None, :]

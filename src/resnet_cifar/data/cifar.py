@@ -4,7 +4,7 @@
 (cifar-10-batches-py/), or be either of them itself. An archive is unpacked once,
 beside itself. Only the files of the requested splits are opened, so evaluating
 on the test split never reads the training batches and a training run never
-needs test_batch (the JPEG conversion in ../shared/data writes no test_batch).
+needs test_batch (a copy of the training split alone has none).
 
 Files whose md5 differs from the release still load, with one warning: JPEG
 re-encoded and converted copies of CIFAR exist and are legitimate to use.

@@ -31,21 +31,28 @@ the device.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from enum import IntEnum
 
 import numpy as np
 import torch
 
 from resnet_cifar.choices import FLIPS, PADDING_MODES
 from resnet_cifar.data.splits import Split
-from resnet_cifar.data.augment import AugmentPolicy, RandomErasing
+from resnet_cifar.data.augment import AugmentPolicy, RandomErasing, box_mask
 from resnet_cifar.data.preprocessing import Preprocessing
 from resnet_cifar.errors import UserError
 
-# Independent random streams per (seed, epoch); the alternate-flip choice is fixed for the whole run.
-_EPOCH_STREAM = 0
-_FLIP_STREAM = 1
-_POLICY_STREAM = 2
-_ERASING_STREAM = 3
+
+class Stream(IntEnum):
+    """Every random stream of a run, one table: each draws from numpy's generator seeded [seed, epoch, stream],
+    so each is independent of the others and of how many draws the others made. The alternate-flip choice is
+    drawn once, at epoch 0, for the whole run; the batch mixing (resnet_cifar.train.mixing) lives outside the loader."""
+
+    EPOCH = 0  # the order of the images and their crops
+    FLIP = 1
+    POLICY = 2
+    ERASING = 3
+    MIXING = 4
 
 
 class Loader:
@@ -114,8 +121,8 @@ class Loader:
                             f"(these are {self.height}x{self.width}).")
         size = (crop_size or self.height, crop_size or self.width)
         plan = self._plan(epoch, size)
-        policy_plan = self._draws(epoch, _POLICY_STREAM, self.policy)
-        erasing_plan = self._draws(epoch, _ERASING_STREAM, self.erasing)
+        policy_plan = self._draws(epoch, Stream.POLICY, self.policy)
+        erasing_plan = self._draws(epoch, Stream.ERASING, self.erasing)
         for k in range(start_batch, len(self)):
             part = slice(k * self.batch_size, (k + 1) * self.batch_size)
             yield self._batch(plan[:, part], size, policy_plan[:, part] if policy_plan is not None else None,
@@ -136,7 +143,7 @@ class Loader:
         if not self.train:
             order = np.arange(self.rank, n, self.world_size)
             return torch.from_numpy(np.stack([order] + [np.zeros_like(order)] * 5)).to(self.device)
-        rng = np.random.default_rng([self.seed, epoch, _EPOCH_STREAM])
+        rng = np.random.default_rng([self.seed, epoch, Stream.EPOCH])
         p = self.crop_padding
         order = rng.permutation(n)
         dy = rng.integers(-p, self.height - size[0] + p + 1, n)
@@ -146,7 +153,7 @@ class Loader:
         elif self.flip == "alternate":
             # airbench: a fixed random choice per image, inverted on odd epochs, so each
             # image is seen both ways in every pair of epochs.
-            base = np.random.default_rng([self.seed, 0, _FLIP_STREAM]).integers(0, 2, n)
+            base = np.random.default_rng([self.seed, 0, Stream.FLIP]).integers(0, 2, n)
             flip = base[order] ^ (epoch % 2)
         else:
             flip = np.zeros(n, dtype=np.int64)
@@ -178,11 +185,7 @@ class Loader:
         x.copy_(images)
         x.view(b, 3, oh * ow).mul_(self._scale).add_(self._shift)
         if self.cutout:
-            top, left = cy - self.cutout // 2, cx - self.cutout // 2
-            in_rows = (out_rows >= top[:, None]) & (out_rows < top[:, None] + self.cutout)
-            in_cols = (out_cols >= left[:, None]) & (out_cols < left[:, None] + self.cutout)
-            inside = in_rows[:, None, :, None].float() * in_cols[:, None, None, :].float()  # [B, 1, oh, ow]
-            x.mul_(1.0 - inside)
+            x.masked_fill_(box_mask(cy - self.cutout // 2, cx - self.cutout // 2, self.cutout, self.cutout, oh, ow), 0.0)
         if self.erasing is not None:
             x = self.erasing.apply(x, erasing_plan)
         x = self.preprocessing.resize(x).contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)

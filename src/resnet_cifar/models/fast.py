@@ -54,8 +54,6 @@ def batch_norm(channels: int) -> nn.BatchNorm2d:
 class PoolBlock(nn.Module):
     """conv3x3 -> max-pool 2 -> BN -> GELU, then x + GELU(BN(conv3x3(x)))."""
 
-    expansion = 1
-
     def __init__(self, in_planes: int, planes: int):
         super().__init__()
         self.conv1 = nn.Conv2d(in_planes, planes, 3, padding=1, bias=False)
@@ -71,12 +69,11 @@ class PoolBlock(nn.Module):
 
 
 class FastResNet(Network):
-    """The stem, one PoolBlock per entry of `widths` (`layers` must be all ones), max-pool, classifier."""
+    """The stem, one PoolBlock per entry of `widths`, max-pool, classifier."""
 
     def __init__(
         self,
         block: type[PoolBlock],
-        layers: Sequence[int],
         widths: Sequence[int],
         *,
         num_classes: int = 10,
@@ -87,8 +84,6 @@ class FastResNet(Network):
         if stem != "cifar":
             raise UserError(f"Unknown stem {stem!r} for this network: it is built for 32x32 images and has only the 'cifar' stem.")
         check_num_classes(num_classes)
-        if any(n != 1 for n in layers):
-            raise ValueError(f"FastResNet has one block per stage; got layers={tuple(layers)}.")
         # No BatchNorm after the stem: the whitened stem is normalised by construction.
         self.conv1 = nn.Conv2d(in_channels, 2 * in_channels * STEM_KERNEL**2, STEM_KERNEL, bias=True)
         self.act = nn.GELU()
@@ -124,4 +119,4 @@ class FastResNet(Network):
 
 # The `fast` recipe's network: 8 weighted layers, airbench94's widths, residual blocks.
 register_model("fastresnet8", FastResNet, "fast", recipe="fast", cpu_recipe="cpu",
-               block=PoolBlock, layers=(1, 1, 1), widths=(64, 256, 256))
+               block=PoolBlock, widths=(64, 256, 256))

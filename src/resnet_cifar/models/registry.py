@@ -28,6 +28,8 @@ class ModelEntry:
     cpu_recipe: str
     arguments: dict[str, Any] = field(default_factory=dict)  # fixed by the name, e.g. block, layers, widths
     stems: tuple[str, ...] = ("cifar",)  # the `stem` values the network accepts
+    # Whether torchvision's ImageNet weights of the same name load into it (resnet_cifar.models.pretrained).
+    torchvision_weights: bool = False
 
     @property
     def options(self) -> tuple[str, ...]:
@@ -43,12 +45,13 @@ _MODELS: dict[str, ModelEntry] = {}
 
 
 def register_model(name: str, network: type[Network], family: str, *, recipe: str, cpu_recipe: str | None = None,
-                   stems: tuple[str, ...] = ("cifar",), **arguments: Any) -> None:
+                   stems: tuple[str, ...] = ("cifar",), torchvision_weights: bool = False, **arguments: Any) -> None:
     """Make `create_model(name)` build `network(**arguments)`, trained by default with `recipe` on CUDA and
     `cpu_recipe` (else `recipe`) elsewhere; a name is registered once."""
     if name in _MODELS:
         raise ValueError(f"Model {name!r} is registered twice.")
-    _MODELS[name] = ModelEntry(name, network, family, recipe, cpu_recipe or recipe, arguments, stems)
+    _MODELS[name] = ModelEntry(name, network, family, recipe, cpu_recipe or recipe, arguments, stems,
+                               torchvision_weights)
 
 
 def list_models() -> list[str]:

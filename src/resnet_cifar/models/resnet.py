@@ -203,7 +203,6 @@ class ResNet(Network):
         if shortcut not in SHORTCUTS:
             raise UserError(f"Unknown shortcut {shortcut!r}; choose 'A' (zero-padded identity) or 'B' (1x1 projection).")
         check_num_classes(num_classes)
-        self.stem_type = stem
         width = widths[0]
         if stem == "cifar":
             self.conv1 = conv3x3(in_channels, width)
@@ -258,7 +257,7 @@ def _register_paper(depth: int) -> None:
 
 
 def _register_imagenet(name: str, block: type[BasicBlock] | type[Bottleneck], layers: tuple[int, ...]) -> None:
-    register_model(name, ResNet, "ImageNet", recipe="resnet18", stems=STEMS,
+    register_model(name, ResNet, "ImageNet", recipe="resnet18", stems=STEMS, torchvision_weights=True,
                    block=block, layers=layers, widths=(64, 128, 256, 512))
 
 

@@ -18,11 +18,12 @@ import torch
 from resnet_cifar.config import TrainConfig, train_crop_size
 from resnet_cifar.data import Dataset, Loader, Split, load_dataset
 from resnet_cifar.data.augment import AugmentPolicy, RandomErasing
+from resnet_cifar.data.loader import Stream
 from resnet_cifar.data.preprocessing import Preprocessing
 from resnet_cifar.errors import UserError
 from resnet_cifar.models import Network, create_model, model_entry
 from resnet_cifar.models.summary import check_input_size
-from resnet_cifar.pretrained import IMAGENET_MODELS, init_from_torchvision
+from resnet_cifar.models.pretrained import init_from_misfit, init_from_torchvision
 from resnet_cifar.train.distributed import data_parallel, sync_batch_norm
 from resnet_cifar.train.ema import EMA
 from resnet_cifar.train.engine import Engine
@@ -33,8 +34,6 @@ from resnet_cifar.train.optim import build_optimizer, build_schedule
 from resnet_cifar.train.whitening import misfit as whitening_misfit
 from resnet_cifar.world import World
 
-# The random stream of the batch mixing, beside the loader's (see resnet_cifar.data.loader).
-MIXING_STREAM = 4
 # Model options that are settings, passed only when set: not every network of the zoo has each of them.
 MODEL_OPTIONS = ("zero_init_residual", "drop_path", "dropout")
 
@@ -64,7 +63,7 @@ class Run:
         if self.mixer is None:
             yield from batches
             return
-        rng = np.random.default_rng([self.config.seed % 2**64, epoch, MIXING_STREAM])
+        rng = np.random.default_rng([self.config.seed % 2**64, epoch, Stream.MIXING])
         draws = self.mixer.plan(rng, len(self.train_loader))[start_batch:]
         for (x, y), draw in zip(batches, draws):
             mixed = self.mixer.mix(x, y, self.dataset.num_classes, draw)
@@ -170,14 +169,10 @@ def model_misfit(config: TrainConfig) -> Misfit | None:
         if reason is not None:
             return Misfit("whiten_stem", reason, f"--model {model} cannot take --whiten-stem ({reason}); "
                                                  "drop --whiten-stem or use a model such as fastresnet8.")
-    if config.init_from and entry.family != "ImageNet":
-        return Misfit("init_from", "it is not a torchvision ImageNet network",
-                      f"--init-from takes torchvision ImageNet weights, which fit only --model NAME for NAME in "
-                      f"{', '.join(IMAGENET_MODELS)}; --model {model} is not one of them.")
-    if config.init_from and config.stem != "imagenet":
-        return Misfit("init_from", "its weights need the imagenet stem",
-                      f"--init-from {config.init_from} holds torchvision ImageNet weights, which need "
-                      "--stem imagenet (the 7x7 stem they were trained with).")
+    if config.init_from:
+        misfit = init_from_misfit(model, config.stem)
+        if misfit is not None:
+            return Misfit("init_from", *misfit)
     return None
 
 

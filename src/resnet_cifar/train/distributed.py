@@ -27,8 +27,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from resnet_cifar.errors import UserError
-from resnet_cifar.train.hardware import resolve_device
-from resnet_cifar.world import World
+from resnet_cifar.world import World, resolve_device
 
 
 def launched_world_size() -> int:

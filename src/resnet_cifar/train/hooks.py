@@ -19,6 +19,7 @@ from torch import nn
 from resnet_cifar.config import TrainConfig
 from resnet_cifar.data.preprocessing import Preprocessing
 from resnet_cifar.models import Network
+from resnet_cifar.train.optim import bn_bias_decay
 from resnet_cifar.train.whitening import SAMPLE_IMAGES, whiten
 
 
@@ -81,9 +82,7 @@ def recipe_hooks(config: TrainConfig, model: Network, train_images: torch.Tensor
         conv = stem_convolution(model)
         whiten(conv, preprocessing.normalize(train_images[:SAMPLE_IMAGES].to(conv.weight.device)))
         if config.stem_bias_epochs is not None and conv.bias is not None:
-            # At the BatchNorm biases' rate and with their decay per step (see build_optimizer).
-            scale = config.bn_bias_lr_scale
-            decay = config.weight_decay / scale if config.weight_decay_bn_bias else 0.0
-            hooks.append(ShortLivedParameter(conv.bias, config.lr * scale, decay,
+            # At the BatchNorm biases' rate and with their decay per step.
+            hooks.append(ShortLivedParameter(conv.bias, config.lr * config.bn_bias_lr_scale, bn_bias_decay(config),
                                              round(config.stem_bias_epochs * steps_per_epoch)))
     return hooks

@@ -13,11 +13,11 @@ from contextlib import contextmanager
 
 from resnet_cifar.errors import UserError
 from resnet_cifar.evaluation import Metrics, evaluate
+from resnet_cifar.runs.writer import RunFolder
 from resnet_cifar.train.build import Run
 from resnet_cifar.train.engine import Engine, NonFiniteLoss
 from resnet_cifar.train.interrupt import StopRequest
 from resnet_cifar.train.progress import Progress
-from resnet_cifar.train.run_folder import RunFolder
 from resnet_cifar.train.state import TrainingState
 
 

@@ -16,7 +16,6 @@ from torch import nn
 
 from resnet_cifar.choices import SCHEDULES
 from resnet_cifar.config import TrainConfig
-from resnet_cifar.errors import UserError
 from resnet_cifar.train.muon import Muon
 
 
@@ -35,8 +34,6 @@ def build_optimizer(model: nn.Module, config: TrainConfig,
     `muon_momentum` and no decay; every other parameter gets SGD as above.
     `hook_groups` are the groups of recipe hooks, which schedule their parameters themselves.
     """
-    if config.optimizer in ("sgd", "muon") and config.nesterov and config.momentum == 0:
-        raise UserError("Nesterov momentum (--nesterov) needs --momentum above 0.")
     scale = config.bn_bias_lr_scale
     bn_biases = {id(m.bias) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine}
     owned = {id(p) for group in hook_groups for p in group["params"]}
@@ -56,8 +53,7 @@ def build_optimizer(model: nn.Module, config: TrainConfig,
         group
         for group in ({"params": decay, "weight_decay": config.weight_decay},
                       {"params": no_decay, "weight_decay": 0.0},
-                      {"params": scaled, "weight_decay": config.weight_decay / scale if config.weight_decay_bn_bias
-                       else 0.0, "lr_scale": scale},
+                      {"params": scaled, "weight_decay": bn_bias_decay(config), "lr_scale": scale},
                       *hook_groups,
                       {"params": filters, "weight_decay": 0.0, "orthogonalize": True,
                        "momentum": config.muon_momentum, "lr_scale": config.muon_lr / config.lr})
@@ -66,7 +62,13 @@ def build_optimizer(model: nn.Module, config: TrainConfig,
     return OPTIMIZERS[config.optimizer](groups, config)
 
 
-# Each name of config.OPTIMIZERS and how to build it from the groups.
+def bn_bias_decay(config: TrainConfig) -> float:
+    """The weight decay of the BatchNorm biases (and of what trains at their rate): divided by their lr scale,
+    so they decay as much per step as at the weights' rate; none without weight_decay_bn_bias."""
+    return config.weight_decay / config.bn_bias_lr_scale if config.weight_decay_bn_bias else 0.0
+
+
+# Each name of choices.OPTIMIZERS and how to build it from the groups.
 OPTIMIZERS: dict[str, Callable[[list[dict[str, Any]], TrainConfig], torch.optim.Optimizer]] = {
     "sgd": lambda groups, c: torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov),
     "muon": lambda groups, c: Muon(groups, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov),
@@ -79,7 +81,7 @@ OPTIMIZERS: dict[str, Callable[[list[dict[str, Any]], TrainConfig], torch.optim.
 class Schedule:
     """Learning rate at each step: a linear warmup from peak/100, then the named decay."""
 
-    kind: str  # one of config.SCHEDULES
+    kind: str  # one of choices.SCHEDULES
     peak: float
     total_steps: int
     warmup_steps: int = 0

@@ -63,9 +63,9 @@ class TrainingState:
             "scheduler": dataclasses.asdict(run.engine.schedule),
             "rng": rng_state(),
             "epoch": self.epoch,
-            "loader": {"epoch": self.epoch, "batch": totals.batches},
+            "batch": totals.batches,
             "epoch_totals": totals.state_dict(),
-            "record": dataclasses.asdict(self.tally),
+            "tally": dataclasses.asdict(self.tally),
             "config": dataclasses.asdict(run.config),
         }
 
@@ -77,7 +77,9 @@ class TrainingState:
             raise UserError(f"{path} was trained on {len(checkpoint['classes'])} classes, but {run.config.data_dir} "
                             f"has {len(classes)} ({', '.join(classes[:5])}...); resume with the data it was trained on.")
         run.engine.load_state_dict(checkpoint, f"Checkpoint {path}")
-        position = checkpoint["loader"]
-        totals = EpochTotals.from_state_dict(checkpoint["epoch_totals"], position["batch"], run.world)
+        # Checkpoints written before 2026-12-06 keep the batch under "loader" and the tally under "record".
+        batch = checkpoint["batch"] if "batch" in checkpoint else checkpoint["loader"]["batch"]
+        tally = checkpoint["tally"] if "tally" in checkpoint else checkpoint["record"]
+        totals = EpochTotals.from_state_dict(checkpoint["epoch_totals"], batch, run.world)
         set_rng_state(checkpoint["rng"])  # rank 0's, the same as every rank's: all draw the same numbers
-        return cls(position["epoch"], totals, RunTally(**checkpoint["record"]))
+        return cls(checkpoint["epoch"], totals, RunTally(**tally))

@@ -1,4 +1,5 @@
-"""One training run, from a config (or a checkpoint to resume) to a finished run folder: build -> state -> loop.
+"""One training run, from a config (or a checkpoint to resume) to a finished run folder: build -> state -> loop;
+and a seed group, one such run per seed.
 
 `build_run` makes every part from the settings, `TrainingState` starts afresh or
 restores a checkpoint into those parts, and `run_epochs` trains the epochs left.
@@ -13,16 +14,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from resnet_cifar.checkpoint import build_model, read_checkpoint
+from resnet_cifar.config import TrainConfig
 from resnet_cifar.evaluation import evaluate
 from resnet_cifar.models import count_parameters
 from resnet_cifar.recipes import default_preset
-from resnet_cifar.config import TrainConfig
+from resnet_cifar.runs.group import group_line, seed_start, write_group_summary
+from resnet_cifar.runs.writer import RunFolder, prepare_new
 from resnet_cifar.train.build import Run, build_run, memory_format
 from resnet_cifar.train.interrupt import StopRequest
 from resnet_cifar.train.loop import run_epochs
 from resnet_cifar.train.progress import Progress
-from resnet_cifar.train.run_folder import RunFolder
 from resnet_cifar.train.state import TrainingState
 from resnet_cifar.world import World
 
@@ -53,7 +57,31 @@ def train(config: TrainConfig, run_dir: Path, world: World, *, resume: tuple[Pat
         folder.close(failed=failed)
     if world.is_main:
         print(_final_line(summary, run_dir), file=sys.stdout, flush=True)
-        print(_next_commands(run_dir, folder, validated=run.val_loader is not None), file=sys.stdout, flush=True)
+        print(_next_commands(folder, validated=run.val_loader is not None), file=sys.stdout, flush=True)
+    return 0
+
+
+def train_group(config: TrainConfig, group: Path, seeds: list[int], world: World, flags: dict[str, Any]) -> int:
+    """Train every seed of the group that is not finished, rewriting its summary after each; returns the exit
+    code (non-zero when stopped). A seed stopped part-way continues with the resumable `flags`."""
+    for seed in seeds:
+        start = seed_start(group, seed, config, flags)
+        if start is None:
+            continue
+        if start.checkpoint is None:
+            if world.is_main:
+                prepare_new(start.run_dir, overwrite=False)
+            world.barrier()
+        code = train(start.config, start.run_dir, world, resume=start.checkpoint)
+        if world.is_main:
+            write_group_summary(group, seeds)
+        if code != 0:
+            if world.is_main:
+                print(f"Seed group stopped at seed {seed}; resume the whole group with: "
+                      f"resnet-cifar train --resume {group}", flush=True)
+            return code
+    if world.is_main:
+        print(group_line(write_group_summary(group, seeds), group), flush=True)
     return 0
 
 
@@ -62,10 +90,15 @@ def _start_line(run: Run, run_dir: Path) -> str:
     preset = f"with preset {c.preset!r} " if c.preset else ""
     if c.preset and c.preset == default_preset(c.model, run.world.device.type):
         preset += f"(the default for {c.model} {'with CUDA' if run.world.device.type == 'cuda' else 'on a CPU'}) "
-    precision = "" if dtype is None else f" ({str(dtype)[6:]})"
+    precision = "" if dtype is None else f" ({amp_name(dtype)})"
     return (f"Training {c.model} ({count_parameters(run.model):,} parameters) on {c.dataset} "
             f"({len(dataset.train):,} train, {len(dataset.val) if dataset.val is not None else 0:,} val images) "
             f"{preset}on {run.world.device}{precision}; run folder {run_dir}")
+
+
+def amp_name(dtype: torch.dtype | None) -> str:
+    """The autocast precision as the start line and summary.json say it: bfloat16, float16, or off."""
+    return "off" if dtype is None else str(dtype).removeprefix("torch.")
 
 
 def _test_figures(run: Run, folder: RunFolder) -> dict[str, Any]:
@@ -86,7 +119,7 @@ def _summary(run: Run, state: TrainingState, rows: list[dict]) -> dict[str, Any]
         "parameters": count_parameters(run.model),
         "dataset": c.dataset,
         "device": str(run.world.device),
-        "amp": "off" if dtype is None else str(dtype)[6:],
+        "amp": amp_name(dtype),
         "epochs": c.epochs,
         "steps": run.engine.step,
         "best_val_acc": tally.best_val_acc if tally.best_epoch else None,
@@ -98,15 +131,15 @@ def _summary(run: Run, state: TrainingState, rows: list[dict]) -> dict[str, Any]
     }
 
 
-def _next_commands(run_dir: Path, folder: RunFolder, *, validated: bool) -> str:
+def _next_commands(folder: RunFolder, *, validated: bool) -> str:
     """What a user does with a finished run, ready to paste."""
-    weights = folder.best if folder.best.is_file() else folder.last
+    weights, paths = folder.best if folder.best.is_file() else folder.last, folder.paths
     split = "val" if validated else "test"
     return "\n".join([
         "Next:",
-        f"  resnet-cifar evaluate {weights} --split {split} --output {run_dir / 'evaluation'}",
-        f"  resnet-cifar predict {weights} IMAGE_OR_FOLDER --explain {run_dir / 'explained'}",
-        f"  resnet-cifar export {weights} --format onnx --output {run_dir / 'model.onnx'}",
+        f"  resnet-cifar evaluate {weights} --split {split} --output {paths.evaluation}",
+        f"  resnet-cifar predict {weights} IMAGE_OR_FOLDER --explain {paths.explained}",
+        f"  resnet-cifar export {weights} --format onnx --output {paths.onnx}",
     ])
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-from resnet_cifar.report import plot_curves
+from resnet_cifar.pictures import plot_curves
 
 
 def _rows(with_val: bool):

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from reference_pipeline import POLICIES, reference_loader, reference_transform
 from resnet_cifar.data import Split
-from resnet_cifar.data.reference import POLICIES, reference_loader, reference_transform
 
 MEAN, STD = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
 

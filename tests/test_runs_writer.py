@@ -12,7 +12,8 @@ import pytest
 from conftest import SGD_RECIPE, write_cifar10
 from resnet_cifar.cli import main
 from resnet_cifar.errors import UserError
-from resnet_cifar.train.run_folder import METRICS, RunFolder, _process_start, check_not_in_use
+from resnet_cifar.runs.layout import METRIC_COLUMNS
+from resnet_cifar.runs.writer import RunFolder, _process_start, check_not_in_use
 
 
 def test_metrics_are_logged_as_tensorboard_scalars(tmp_path):
@@ -22,13 +23,13 @@ def test_metrics_are_logged_as_tensorboard_scalars(tmp_path):
     folder = RunFolder(tmp_path / "run", enabled=True)
     rows = []
     for epoch, val_acc in ((1, 0.25), (2, 0.5)):
-        rows.append({key: 0.1 * epoch for key in METRICS} | {"epoch": epoch, "val_acc": val_acc})
+        rows.append({key: 0.1 * epoch for key in METRIC_COLUMNS} | {"epoch": epoch, "val_acc": val_acc})
         folder.write_metrics(rows)
     folder.close()
 
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
     events.Reload()
-    assert set(events.Tags()["scalars"]) == set(METRICS[1:])
+    assert set(events.Tags()["scalars"]) == set(METRIC_COLUMNS[1:])
     assert [(s.step, s.value) for s in events.Scalars("val_acc")] == [(1, 0.25), (2, 0.5)]
 
 

@@ -13,29 +13,52 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from resnet_cifar.checkpoint import load_without_code
 from resnet_cifar.errors import UserError
-from resnet_cifar.models import list_models, model_entry
+from resnet_cifar.models.registry import create_model, list_models, model_entry
+from resnet_cifar.safe_load import load_without_code
 
 _BLOCK_KEY = re.compile(r"^layer(\d+)\.(\d+)\.")
-IMAGENET_MODELS = [name for name in list_models() if model_entry(name).family == "ImageNet"]
+# The networks whose registry entry says torchvision's ImageNet weights load into them.
+IMAGENET_MODELS = [name for name in list_models() if model_entry(name).torchvision_weights]
+
+
+def init_from_misfit(name: str, stem: str) -> tuple[str, str] | None:
+    """Why torchvision ImageNet weights cannot start network `name` with `stem`, as (the words after
+    "cannot take init_from", the sentence for the user); None when they can. The one statement of the rule."""
+    if name not in IMAGENET_MODELS:
+        return ("it is not a torchvision ImageNet network",
+                f"torchvision ImageNet weights fit only {', '.join(IMAGENET_MODELS)}, but the model is {name}; "
+                "choose one of them (--model NAME, or create_model(NAME) in Python).")
+    if stem != "imagenet":
+        return ("its weights need the imagenet stem",
+                "torchvision ImageNet weights need the ImageNet stem they were trained with (--stem imagenet, or "
+                "stem='imagenet' in Python).")
+    return None
 
 
 def describe_architecture(state_dict: dict[str, torch.Tensor]) -> str:
-    """The model name whose layout these parameter names have (e.g. "resnet50"), or a description."""
+    """The model name whose layout these parameter names have (e.g. "resnet50"), or a description.
+
+    The layout is the blocks per stage and whether they are bottlenecks, read from the names alone;
+    each network of the zoo is built on the meta device (no memory, no time) to read its own.
+    """
+    layout = _layout(state_dict)
+    for name in list_models():
+        with torch.device("meta"):
+            own = create_model(name, stem=model_entry(name).stems[-1]).state_dict()
+        if _layout(own) == layout:
+            return name
+    return f"a network with {layout[0] or 'no'} residual blocks per stage"
+
+
+def _layout(state_dict: dict[str, torch.Tensor]) -> tuple[tuple[int, ...], bool]:
     blocks: dict[int, int] = {}
     for key in state_dict:
         match = _BLOCK_KEY.match(key)
         if match:
             stage, index = int(match[1]), int(match[2])
             blocks[stage] = max(blocks.get(stage, 0), index + 1)
-    layers = tuple(blocks[stage] for stage in sorted(blocks))
-    bottleneck = "layer1.0.conv3.weight" in state_dict
-    for name in list_models():
-        arguments = model_entry(name).arguments
-        if arguments.get("layers") == layers and (getattr(arguments.get("block"), "expansion", 1) == 4) == bottleneck:
-            return name
-    return f"a network with {layers or 'no'} residual blocks per stage"
+    return tuple(blocks[stage] for stage in sorted(blocks)), "layer1.0.conv3.weight" in state_dict
 
 
 # What init_from_torchvision asks for, when it was given something else.
@@ -62,15 +85,10 @@ def init_from_torchvision(model: nn.Module, path: str | Path) -> None:
     path = Path(path)
     own = model.state_dict()
     wanted = describe_architecture(own)
-    if wanted not in IMAGENET_MODELS:
-        raise UserError(
-            f"torchvision ImageNet weights ({path}) fit only {', '.join(IMAGENET_MODELS)}, but the model is {wanted}; "
-            "choose one of them (--model NAME, or create_model(NAME) in Python)."
-        )
-    if getattr(model, "stem_type", None) != "imagenet":
-        raise UserError(
-            f"ImageNet weights from {path} need the ImageNet stem (--stem imagenet, or stem='imagenet' in Python)."
-        )
+    stem = "imagenet" if own.get("conv1.weight", torch.empty(0)).shape[-1:] == (7,) else "cifar"
+    misfit = init_from_misfit(wanted, stem)
+    if misfit is not None:
+        raise UserError(f"{path}: {misfit[1]}")
     source = _read_state_dict(path)
     given = describe_architecture(source)
     if wanted != given:

@@ -1,12 +1,4 @@
-"""The run folder: the only place training writes, and only from the main process.
-
-    config.yaml         every setting (rerun with --config)
-    metrics.csv         one row per epoch
-    curves.png          loss and accuracy against epoch
-    checkpoints/        last.pt after every epoch (and on interruption), best.pt at the best validation accuracy
-    summary.json        final figures
-    tensorboard/        event files, when the tensorboard package is installed
-    .lock               host, process id and start time of the training writing here, while it runs
+"""Writing a run folder (resnet_cifar.runs.layout): the only place training writes, and only from the main process.
 
 The lock keeps a second process (a repeated command, a benchmark pointed at
 the same folder) from overwriting or resuming a run that is still training: it
@@ -31,12 +23,9 @@ from resnet_cifar.config import TrainConfig, write_yaml
 from resnet_cifar.errors import UserError
 from resnet_cifar.files import (cannot_write, check_writable, make_folder, process_exists, remove_stale_temporaries,
                                write_atomically)
-from resnet_cifar.report import plot_curves
-
-# train_seconds: the epoch's training alone; seconds: with its validation, what the user waited.
-METRICS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "train_seconds", "seconds")
-OUR_FILES = ("config.yaml", "metrics.csv", "curves.png", "summary.json", "checkpoints", "tensorboard")
-LOCK = ".lock"
+from resnet_cifar.pictures import plot_curves
+from resnet_cifar.runs.layout import METRIC_COLUMNS, RunPaths
+from resnet_cifar.runs.reader import read_metrics
 
 
 def prepare_new(path: Path, overwrite: bool) -> None:
@@ -47,9 +36,9 @@ def prepare_new(path: Path, overwrite: bool) -> None:
     """
     if path.exists() and not path.is_dir():
         raise UserError(f"--output {path} is a file; pass a folder for the run.")
-    check_writable(path / "config.yaml")  # a read-only folder, /proc, a full disk: said now, before any work
+    check_writable(RunPaths(path).config)  # a read-only folder, /proc, a full disk: said now, before any work
     check_not_in_use(path)
-    ours = [path / name for name in OUR_FILES if (path / name).exists()]
+    ours = [item for item in RunPaths(path).ours if item.exists()]
     if ours and not overwrite:
         raise UserError(
             f"{path} already holds a run; pass another --output, --resume {path} to continue it, "
@@ -61,7 +50,7 @@ def prepare_new(path: Path, overwrite: bool) -> None:
 
 def check_not_in_use(path: Path) -> None:
     """Raise a UserError when a live process is training in `path`."""
-    lock = path / LOCK
+    lock = RunPaths(path).lock
     holder = _lock_holder(lock)
     if holder is not None:
         raise UserError(f"{path} is in use by a training process that is still running ({holder}); wait for it to "
@@ -103,53 +92,49 @@ def _process_start(pid: int) -> str | None:
 
 
 class RunFolder:
+    """A run folder being written: every method does nothing unless `enabled` (the main process)."""
+
     def __init__(self, path: Path, *, enabled: bool):
         self.path = path
+        self.paths = RunPaths(path)
         self.enabled = enabled
-        self.last = path / "checkpoints" / "last.pt"
-        self.best = path / "checkpoints" / "best.pt"
+        self.last, self.best = self.paths.last, self.paths.best
         self._tensorboard = None
-        self._lock = path / LOCK
         if enabled:
             make_folder(path)
             self._take_lock()
-            for folder in (path, self.last.parent):  # left by a training killed while saving
+            for folder in (path, self.paths.checkpoints):  # left by a training killed while saving
                 remove_stale_temporaries(folder)
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:  # tensorboard is optional
                 pass
             else:
-                self._tensorboard = SummaryWriter(str(path / "tensorboard"))
+                self._tensorboard = SummaryWriter(str(self.paths.tensorboard))
 
     def write_config(self, config: TrainConfig) -> None:
         if self.enabled:
-            self._written(self.path / "config.yaml", lambda file: write_yaml(config, file))
+            self._written(self.paths.config, lambda file: write_yaml(config, file))
 
     def read_metrics(self, up_to_epoch: int) -> list[dict[str, Any]]:
         """The rows of metrics.csv for epochs 1..up_to_epoch (a resumed run drops the later ones)."""
-        file = self.path / "metrics.csv"
-        if not file.is_file():
+        if not self.paths.metrics.is_file():
             return []
-        with open(file, newline="") as f:
-            rows = [{key: (float(value) if value else None) for key, value in row.items()} for row in csv.DictReader(f)]
-        for row in rows:
-            row["epoch"] = int(row["epoch"])
-        return [row for row in rows if row["epoch"] <= up_to_epoch]
+        return [row for row in read_metrics(self.paths.metrics) if row["epoch"] <= up_to_epoch]
 
     def write_metrics(self, rows: list[dict[str, Any]]) -> None:
         """Rewrite metrics.csv and curves.png, and log the newest row to TensorBoard."""
         if not self.enabled:
             return
         table = io.StringIO(newline="")
-        writer = csv.DictWriter(table, fieldnames=METRICS)
+        writer = csv.DictWriter(table, fieldnames=METRIC_COLUMNS)
         writer.writeheader()
-        writer.writerows({key: "" if row.get(key) is None else row[key] for key in METRICS} for row in rows)
-        self._written(self.path / "metrics.csv", lambda file: write_atomically(file, table.getvalue().encode()))
-        self._written(self.path / "curves.png", lambda file: plot_curves(rows, file))
+        writer.writerows({key: "" if row.get(key) is None else row[key] for key in METRIC_COLUMNS} for row in rows)
+        self._written(self.paths.metrics, lambda file: write_atomically(file, table.getvalue().encode()))
+        self._written(self.paths.curves, lambda file: plot_curves(rows, file))
         if self._tensorboard is not None and rows:
             row = rows[-1]
-            for key in METRICS[1:]:
+            for key in METRIC_COLUMNS[1:]:
                 if row.get(key) is not None:  # a run resumed from an older version may lack a column
                     self._tensorboard.add_scalar(key, row[key], row["epoch"])
             self._tensorboard.flush()
@@ -174,15 +159,15 @@ class RunFolder:
     def write_summary(self, summary: dict[str, Any]) -> None:
         if self.enabled:
             text = json.dumps(summary, indent=2) + "\n"
-            self._written(self.path / "summary.json", lambda file: write_atomically(file, text.encode()))
+            self._written(self.paths.summary, lambda file: write_atomically(file, text.encode()))
 
     def _take_lock(self) -> None:
         """Write our host and process id to the lock, which must be free or stale; creating it
         exclusively means two processes starting together cannot both succeed."""
         check_not_in_use(self.path)
-        self._lock.unlink(missing_ok=True)  # stale
+        self.paths.lock.unlink(missing_ok=True)  # stale
         try:
-            with open(self._lock, "x") as f:
+            with open(self.paths.lock, "x") as f:
                 f.write(f"{socket.gethostname()} {os.getpid()} {_process_start(os.getpid()) or ''}".rstrip() + "\n")
         except FileExistsError:
             raise UserError(f"{self.path} was just taken by another training process; pass another --output.") from None
@@ -195,12 +180,11 @@ class RunFolder:
         if not self.enabled:
             return
         if failed and not self.last.is_file():
-            for name in OUR_FILES:
-                item = self.path / name
+            for item in self.paths.ours:
                 if item.is_dir():
                     shutil.rmtree(item, ignore_errors=True)
                 else:
                     item.unlink(missing_ok=True)
-        self._lock.unlink(missing_ok=True)
+        self.paths.lock.unlink(missing_ok=True)
         if failed and not any(self.path.iterdir()):
             self.path.rmdir()

@@ -7,8 +7,8 @@ TrivialAugmentWide, Resize for ImageNet-sized networks, ToTensor, Normalize,
 perhaps RandomErasing.
 `reference_transform` builds that chain from the settings our loader takes and
 `reference_loader` serves it, so that `bench/loader.py` and `bench/throughput.py`
-time our batched loader against the same work done the usual way. Training never
-uses this module.
+time our batched loader against the same work done the usual way. It lives
+beside the benchmarks, outside the package: training never uses it.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from torchvision import transforms
 
 from resnet_cifar.data.splits import Split
 
-# torchvision's own policy for each name of resnet_cifar.data.augment.POLICIES but "none".
+# torchvision's own policy for each name of resnet_cifar.choices.AUGMENT_POLICIES but "none".
 POLICIES: dict[str, Callable[[], Callable[[Image.Image], Image.Image]]] = {
     "autoaugment": lambda: transforms.AutoAugment(transforms.AutoAugmentPolicy.CIFAR10),
     "randaugment": transforms.RandAugment,  # 2 ops at magnitude 9, as our defaults

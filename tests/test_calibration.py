@@ -18,10 +18,6 @@ from resnet_cifar.evaluation import Metrics, evaluate
 class GivenLogits(nn.Module):
     """A 'model' whose input is its output, so a test chooses every prediction and confidence."""
 
-    def __init__(self):
-        super().__init__()
-        self.unused = nn.Parameter(torch.zeros(1))  # evaluate() finds the device from a parameter
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
@@ -48,7 +44,7 @@ KNOWN_ECE = 2 / 6 * 0.04 + 4 / 6 * 0.3875
 
 
 def test_ece_of_a_hand_made_example():
-    metrics = evaluate(GivenLogits(), batches(CASES, size=4), num_classes=2)
+    metrics = evaluate(GivenLogits(), lambda: batches(CASES, size=4), num_classes=2)
     assert metrics.ece == pytest.approx(KNOWN_ECE)
     bins = metrics.reliability
     assert bins["images"] == [0] * 9 + [4] + [0] * 4 + [2]
@@ -60,7 +56,7 @@ def test_ece_of_a_hand_made_example():
 def test_ece_is_zero_when_confidence_matches_accuracy():
     # 0.75 confident throughout and right three times in four.
     cases = [(0.75, 0, 0), (0.75, 1, 1), (0.75, 0, 0), (0.75, 1, 0)]
-    assert evaluate(GivenLogits(), batches(cases, size=3), num_classes=2).ece == pytest.approx(0, abs=1e-6)
+    assert evaluate(GivenLogits(), lambda: batches(cases, size=3), num_classes=2).ece == pytest.approx(0, abs=1e-6)
 
 
 def test_precision_recall_f1_of_a_hand_made_confusion():
@@ -75,11 +71,11 @@ def test_precision_recall_f1_of_a_hand_made_confusion():
 
 def test_evaluate_keeps_the_most_confident_mistakes():
     cases = [(0.9, 0, 1), (0.8, 0, 0), (0.99, 1, 1), (0.7, 1, 0), (0.95, 0, 1), (0.6, 1, 0)]
-    metrics = evaluate(GivenLogits(), batches(cases, size=2), num_classes=2, mistakes=2)
+    metrics = evaluate(GivenLogits(), lambda: batches(cases, size=2), num_classes=2, mistakes=2)
     assert [(m.index, m.label, m.predicted) for m in metrics.mistakes] == [(4, 1, 0), (0, 1, 0)]
     assert [m.probability for m in metrics.mistakes] == pytest.approx([0.95, 0.9])
     # Asking for more than there are gives every mistake, never a right answer.
-    metrics = evaluate(GivenLogits(), batches(cases, size=4), num_classes=2, mistakes=10)
+    metrics = evaluate(GivenLogits(), lambda: batches(cases, size=4), num_classes=2, mistakes=10)
     assert [m.index for m in metrics.mistakes] == [4, 0, 3, 5]
 
 

@@ -64,7 +64,7 @@ def test_evaluation_counts_every_sample_of_an_uneven_split():
     split = Split(torch.randint(0, 256, (101, 3, 8, 8), dtype=torch.uint8), torch.randint(0, 10, (101,)))
     loader = Loader(split, batch_size=50, device="cpu", preprocessing=Preprocessing(32, (0.5,) * 3, (0.25,) * 3),
                     train=False)
-    metrics = evaluate(create_model("resnet20"), loader.epoch(0), 10)
+    metrics = evaluate(create_model("resnet20"), lambda: loader.epoch(0), 10)
     assert metrics.count == 101
 
 

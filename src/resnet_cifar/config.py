@@ -165,6 +165,9 @@ class TrainConfig:
     ema_decay: float = setting(0.999, "optimisation", "EMA decay per step", limits=FRACTION)
     # Evaluation
     tta: str = setting("none", "evaluation", "test-time augmentation for validation and test", choices=TTA_MODES)
+    tta_fraction: float = setting(1.0, "evaluation", "test-time views only for this fraction of the images, those "
+                                  "whose plain top-1 probability is lowest (selective TTA; 1: every image)",
+                                  limits=Range(0, high=1, high_closed=True))
     evaluate_test: bool = setting(False, "evaluation", "evaluate the test split once, at the end, with the best "
                                   "weights", resumable=True)
     # Speed and reproducibility

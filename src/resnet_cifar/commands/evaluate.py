@@ -47,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tta", nargs="?", const="flip", choices=TTA_MODES, metavar="MODE",
                         help=f"test-time augmentation: {', '.join(TTA_MODES)} (a bare --tta means flip; default: "
                              "the views the run validated with, so --split val gives the run's own figure)")
+    parser.add_argument("--tta-fraction", type=float, metavar="F",
+                        help="test-time views only for the fraction F (0 < F <= 1) of images the plain prediction is "
+                             "least sure of (default: the run's, else 1)")
     parser.add_argument("--output", type=Path, metavar="DIR",
                         help="write evaluation.json, confusion.csv, confusion.png, reliability.png and mistakes.png "
                              "into DIR")
@@ -60,7 +63,7 @@ def settings(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]
     choose images within the data, not the data itself) training's default, which an older or hand-made
     checkpoint without a config was trained with."""
     resolved = {}
-    for key in ("dataset", "data_dir", "val_split", "seed", "labels", "tta"):
+    for key in ("dataset", "data_dir", "val_split", "seed", "labels", "tta", "tta_fraction"):
         flag = getattr(args, key, None)
         if flag is not None or key in config:
             resolved[key] = flag if flag is not None else config[key]
@@ -79,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}.")
+    if args.tta_fraction is not None and not 0 < args.tta_fraction <= 1:
+        raise UserError(f"--tta-fraction must be above 0 and at most 1 (1: views for every image), got {args.tta_fraction}.")
     checkpoint = read_checkpoint(args.checkpoint)
     if args.output:
         check_writable(args.output / "evaluation.json")  # now, not after the evaluation
@@ -101,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"The {args.split} split is empty (val_split {data['val_split']}); "
                         "choose another --split or pass --val-split N.")
     loader = Loader(split, batch_size=args.batch_size, device=device, preprocessing=preprocessing, train=False)
-    metrics = evaluate(model, loader.epoch(0), len(model.classes), tta=data["tta"], mistakes=MISTAKES)
+    metrics = evaluate(model, lambda: loader.epoch(0), len(model.classes), tta=data["tta"],
+                       tta_fraction=data["tta_fraction"], mistakes=MISTAKES)
 
     report = {
         "checkpoint": str(args.checkpoint),
@@ -112,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
         "split": args.split,
         **({"val_split": data["val_split"], "seed": data["seed"]} if args.split != "test" else {}),
         "tta": data["tta"],
-        "tta_from": "--tta" if args.tta is not None else "the run's validation" if "tta" in config else "the default",
+        "tta_fraction": data["tta_fraction"],
+        "tta_from": tta_source(args, config),
         "images": metrics.count,
         "top1": metrics.accuracy,
         "top5": metrics.top5,
@@ -140,7 +147,7 @@ def print_report(report: dict[str, Any], metrics: Metrics) -> None:
     print(f"{report['model']} from {report['checkpoint']}, {weights}")
     held_out = f", val_split {report['val_split']}, seed {report['seed']}" if "seed" in report else ""
     print(f"{report['dataset']} {report['split']} split of {report['data_dir']}: {report['images']} images{held_out}, "
-          f"TTA {report['tta']} ({report['tta_from']})")
+          f"TTA {tta_words(report)} ({report['tta_from']})")
     print()
     print(f"top-1 accuracy  {report['top1']:7.2%}")
     print(f"top-5 accuracy  {report['top5']:7.2%}")
@@ -159,6 +166,19 @@ def print_report(report: dict[str, Any], metrics: Metrics) -> None:
         mistaken = f"{classes[worst]} ({int(row[worst]) / max(total, 1):.1%})" if row[worst] > 0 else "-"
         print(f"{name:<{width}}  {total:>6}  {report['per_class_accuracy'][name]:>8.2%}  "
               f"{report['per_class_precision'][name]:>9.2%}  {report['per_class_f1'][name]:>6.3f}  {mistaken}")
+
+
+def tta_source(args: argparse.Namespace, config: dict[str, Any]) -> str:
+    """Where the test-time views came from: the flags, the run's validation, or the default."""
+    flags = [flag for flag, value in (("--tta", args.tta), ("--tta-fraction", args.tta_fraction)) if value is not None]
+    return ", ".join(flags) or ("the run's validation" if "tta" in config else "the default")
+
+
+def tta_words(report: dict[str, Any]) -> str:
+    """The test-time views as the report's header says them: "flip-translate", "flip on the 25% least sure"."""
+    if report["tta"] == "none" or report["tta_fraction"] >= 1:
+        return report["tta"]
+    return f"{report['tta']} on the {report['tta_fraction']:.0%} least sure"
 
 
 def write_confusion_csv(confusion: torch.Tensor, classes: list[str], path: Path) -> None:

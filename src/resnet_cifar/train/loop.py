@@ -61,8 +61,8 @@ def validate(run: Run) -> Metrics | None:
     """The eval weights on the validation split, with the run's test-time views; None without a split."""
     if run.val_loader is None:
         return None
-    return evaluate(run.eval_model, run.val_loader.epoch(0), run.dataset.num_classes, tta=run.config.tta,
-                    amp_dtype=run.engine.amp_dtype, world=run.world)
+    return evaluate(run.eval_model, lambda: run.val_loader.epoch(0), run.dataset.num_classes, tta=run.config.tta,
+                    tta_fraction=run.config.tta_fraction, amp_dtype=run.engine.amp_dtype, world=run.world)
 
 
 def stopped_message(signal_name: str | None, where: str, folder: RunFolder) -> str:

@@ -106,8 +106,9 @@ def _test_figures(run: Run, folder: RunFolder) -> dict[str, Any]:
     run.world.barrier()  # every rank reads best.pt, which rank 0 may just have written
     model = build_model(read_checkpoint(folder.best)) if folder.best.is_file() else run.eval_model
     model.to(run.world.device, memory_format=memory_format(run.config))
-    metrics = evaluate(model, run.eval_loader(run.dataset.test).epoch(0), run.dataset.num_classes, tta=run.config.tta,
-                       amp_dtype=run.engine.amp_dtype, world=run.world)
+    loader = run.eval_loader(run.dataset.test)
+    metrics = evaluate(model, lambda: loader.epoch(0), run.dataset.num_classes, tta=run.config.tta,
+                       tta_fraction=run.config.tta_fraction, amp_dtype=run.engine.amp_dtype, world=run.world)
     return {"test_acc": metrics.accuracy, "test_loss": metrics.loss, "test_images": metrics.count}
 
 

@@ -6,10 +6,13 @@ chance; that lets end-to-end tests check that training really learns.
 """
 from __future__ import annotations
 
+import http.server
 import io
 import pickle
 import struct
 import tarfile
+import threading
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -189,3 +192,21 @@ def one_thread(monkeypatch):
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """Serves tmp_path/served over http://127.0.0.1:PORT/ from a thread."""
+    served = tmp_path / "served"
+    served.mkdir()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(served)))
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield served, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()

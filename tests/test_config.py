@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from resnet_cifar.choices import EVALUATION_DATASETS
 from resnet_cifar.config import (FIELDS, KEYS, RESUMABLE, TrainConfig, check_values, read_yaml, resolve,
                                  settings_table, write_yaml)
 from resnet_cifar.errors import UserError
@@ -118,6 +119,7 @@ def _accepts(key: str, value: str) -> None:
     from resnet_cifar.data.augment import AugmentPolicy
     from resnet_cifar.data.cifar import RELEASES
     from resnet_cifar.data.preprocessing import Preprocessing
+    from resnet_cifar.data.shifted import classes_of
     from resnet_cifar.evaluation import tta_logits
     from resnet_cifar.models import create_model
     from resnet_cifar.train.hardware import amp_dtype
@@ -129,7 +131,9 @@ def _accepts(key: str, value: str) -> None:
         with torch.device("meta"):
             create_model("resnet20", stem=value)
     elif key == "dataset":
-        if value not in (*RELEASES, "folder"):
+        if value in EVALUATION_DATASETS:
+            classes_of(value)  # a test set that evaluate reads (train refuses it)
+        elif value not in (*RELEASES, "folder"):
             raise ValueError(value)
     elif key == "labels":
         if getattr(RELEASES["cifar100"], f"{value}_key", None) is None:

@@ -1,11 +1,8 @@
 """Downloading and unpacking release archives: md5 checks, unsafe members, damaged archives."""
 from __future__ import annotations
 
-import http.server
 import io
 import tarfile
-import threading
-from functools import partial
 from pathlib import Path
 
 import pytest
@@ -15,24 +12,6 @@ from resnet_cifar.data import load_dataset
 from resnet_cifar.data.archive import file_md5
 from resnet_cifar.data.cifar import read_cifar
 from resnet_cifar.errors import UserError
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def http_server(tmp_path):
-    """Serves tmp_path/served over http://127.0.0.1:PORT/ from a thread."""
-    served = tmp_path / "served"
-    served.mkdir()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(served)))
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield served, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 def test_download_keeps_a_file_whose_md5_matches(http_server, tmp_path):

@@ -8,6 +8,14 @@ heavy keeps `resnet-cifar --help` and argument errors instant.
 
 STEMS = ("cifar", "imagenet")
 DATASETS = ("cifar10", "cifar100", "folder")
+# Test sets for evaluation only (resnet_cifar.data.shifted): CIFAR-10.1 and the published corrupted test splits.
+EVALUATION_DATASETS = ("cifar10.1", "cifar10-c", "cifar100-c")
+CIFAR101_VERSIONS = ("v6", "v4")
+# The 15 corruptions of CIFAR-10-C (Hendrycks & Dietterich 2019), in the paper's order; resnet_cifar.data.corruptions
+# generates them, and the published corrupted sets hold one file per name.
+CORRUPTIONS = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
+               "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",
+               "jpeg_compression")
 SPLITS = ("train", "val", "test")
 LABELS = ("fine", "coarse")
 PADDING_MODES = ("reflect", "zeros")

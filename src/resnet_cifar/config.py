@@ -25,8 +25,8 @@ from typing import Any
 
 import yaml
 
-from resnet_cifar.choices import (AMP_MODES, AUGMENT_POLICIES, DATASETS, FLIPS, LABELS, MAGNITUDE_BINS, OPTIMIZERS,
-                                  PADDING_MODES, SCHEDULES, STEMS, TTA_MODES)
+from resnet_cifar.choices import (AMP_MODES, AUGMENT_POLICIES, DATASETS, EVALUATION_DATASETS, FLIPS, LABELS,
+                                  MAGNITUDE_BINS, OPTIMIZERS, PADDING_MODES, SCHEDULES, STEMS, TTA_MODES)
 from resnet_cifar.errors import UserError
 
 
@@ -97,7 +97,8 @@ class TrainConfig:
     dropout: float = setting(0.0, "model", "Wide ResNets: dropout between the two convolutions of each block (0: off)",
                              limits=FRACTION)
     # Data
-    dataset: str = setting("cifar10", "data", "which dataset", choices=DATASETS)
+    dataset: str = setting("cifar10", "data", f"which dataset ({', '.join(EVALUATION_DATASETS)}: evaluate only)",
+                           choices=DATASETS + EVALUATION_DATASETS)
     data_dir: str = setting("data", "data", "folder holding the dataset (or where --download puts it)",
                             resumable=True, metavar="DIR")
     download: bool = setting(False, "data", "download the CIFAR archive if it is missing (md5-checked)", resumable=True)
@@ -248,6 +249,10 @@ def check_setting(key: str, value: Any) -> Any:
 
 def validate(config: TrainConfig) -> TrainConfig:
     """Reject values no run could use, naming the setting (the YAML key; the flag is the key with dashes)."""
+    if config.dataset in EVALUATION_DATASETS:
+        trained_on = "cifar100" if config.dataset == "cifar100-c" else "cifar10"
+        raise UserError(f"--dataset {config.dataset} is a test set for evaluation only; train on {trained_on}, then "
+                        f"run resnet-cifar evaluate CHECKPOINT --dataset {config.dataset}.")
     for key in FIELDS:
         check_setting(key, getattr(config, key))
     for key in ("mean", "std"):

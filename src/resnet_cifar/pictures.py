@@ -1,5 +1,5 @@
 """Pictures for a person to look at: a run's curves, the confusion matrix, calibration, confident mistakes,
-Grad-CAM overlays, runs side by side.
+Grad-CAM overlays, runs side by side, accuracy under corruption.
 
 Each function writes one PNG, in one step (resnet_cifar.files), so a picture is
 never half written. matplotlib is imported inside them, not at the top: it
@@ -19,6 +19,8 @@ from resnet_cifar.files import write_atomically
 
 if TYPE_CHECKING:
     import torch
+
+    from resnet_cifar.robustness import CorruptionTable
 
 # A curve: (epoch, mean, std) points; std is None where a single run makes the point.
 Curve = list[tuple[int, float, float | None]]
@@ -206,4 +208,26 @@ def plot_confusion(confusion: torch.Tensor, classes: list[str], path: str | Path
                 dark = fractions[row, column] > 0.5
                 axes.text(column, row, str(count), ha="center", va="center", fontsize=font - 1,
                           color="white" if dark else "black")
+    _save(figure, path)
+
+
+def plot_corruptions(table: CorruptionTable, path: str | Path, title: str) -> None:
+    """Accuracy per corruption (rows) and severity (columns) as a heatmap, each cell written in, with a mean column
+    and the clean accuracy in the subtitle: where a network breaks, at a glance."""
+    names = list(table.accuracy)
+    severities = list(next(iter(table.accuracy.values())))
+    cells = [[table.accuracy[name][s] for s in severities] + [table.row_mean(name)] for name in names]
+    figure = _figure(1.0 * len(severities) + 4.5, 0.38 * len(names) + 2.2)
+    axes = figure.add_subplot()
+    image = axes.imshow(cells, cmap="RdYlGn", vmin=0, vmax=1, aspect="auto")
+    figure.colorbar(image, ax=axes, shrink=0.8, label="top-1 accuracy")
+    axes.set_xticks(range(len(severities) + 1), [*map(str, severities), "mean"])
+    axes.set_yticks(range(len(names)), names)
+    axes.set_xlabel("severity")
+    for row, values in enumerate(cells):
+        for column, value in enumerate(values):
+            axes.text(column, row, f"{100 * value:.1f}", ha="center", va="center", fontsize=8)
+    axes.axvline(len(severities) - 0.5, color="white", linewidth=3)
+    clean = f"clean {table.clean:.2%}, " if table.clean is not None else ""
+    axes.set_title(f"{title}\n{clean}mean corruption accuracy {table.mean:.2%}", fontsize=10)
     _save(figure, path)

@@ -1,7 +1,8 @@
 """Fetch a release archive and unpack it, trusting neither the network nor the archive.
 
-A download goes to a temporary file and takes its real name only once its md5
-matches, so an interrupted or tampered download never looks like a good one.
+A download goes to a temporary file and takes its real name only once its
+checksum (md5, or sha256 where that is what is published) matches, so an
+interrupted or tampered download never looks like a good one.
 Unpacking refuses members that could write outside the target folder (absolute
 paths, `..`), links and device files, and works in a temporary folder that is
 renamed into place at the end, so a damaged archive leaves nothing behind.
@@ -33,14 +34,15 @@ def file_md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def download(url: str, target: Path, md5: str) -> None:
-    """Save `url` as `target`, or raise UserError and leave `target` untouched."""
+def download(url: str, target: Path, checksum: str, algorithm: str = "md5") -> None:
+    """Save `url` as `target` if its digest (`algorithm`: md5 or sha256) is `checksum`, or raise UserError and leave
+    `target` untouched."""
     target.parent.mkdir(parents=True, exist_ok=True)
     local_copy_hint = (f"download {target.name} yourself and pass --data-dir pointing at the archive "
                        "or at its extracted folder")
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     tmp = Path(tmp_name)
-    digest = hashlib.md5(usedforsecurity=False)
+    digest = hashlib.new(algorithm, usedforsecurity=False)
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
@@ -49,8 +51,8 @@ def download(url: str, target: Path, md5: str) -> None:
                     out.write(chunk)
                     digest.update(chunk)
                     bar.update(len(chunk))
-        if digest.hexdigest() != md5:
-            raise UserError(f"The file downloaded from {url} has md5 {digest.hexdigest()} instead of {md5}, "
+        if digest.hexdigest() != checksum:
+            raise UserError(f"The file downloaded from {url} has {algorithm} {digest.hexdigest()} instead of {checksum}, "
                             f"so it was not kept; try again later, or {local_copy_hint}.")
         os.replace(tmp, target)
     except (urllib.error.URLError, OSError) as error:

@@ -418,7 +418,10 @@ def _brightness(images: torch.Tensor, shift: float, generators: _Generators) -> 
 
 def _contrast(images: torch.Tensor, factor: float, generators: _Generators) -> torch.Tensor:
     x = _unit(images)
-    means = x.mean((-2, -1), keepdim=True)
+    h, w = x.shape[-2:]
+    # each channel's mean from its exact integer sum, so no reduction order (which may follow the batch size
+    # on a GPU) can move a value across a rounding boundary
+    means = images.sum((-2, -1), keepdim=True, dtype=torch.int64).to(x) / (255 * h * w)
     return _to_uint8((x - means) * factor + means)
 
 

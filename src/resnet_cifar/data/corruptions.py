@@ -205,10 +205,11 @@ def _clipped_zoom(x: torch.Tensor, factor: float) -> torch.Tensor:
 
 
 def _motion_blur(x: torch.Tensor, radius: float, sigma: float, angles: np.ndarray) -> torch.Tensor:
-    """ImageMagick's MotionBlurImage of 0-255 images [N, C, H, W], one angle (degrees) per image.
+    """ImageMagick's MotionBlurImage of uint8 images [N, C, H, W], one angle (degrees) per image, in float64.
 
     Output pixel p is the sum over taps i = 0 .. 2 * ceil(radius) of w_i * x[p + round(i * (cos, sin))],
-    w_i proportional to exp(-i^2 / (2 sigma^2)): a one-sided trail, edge pixels repeated.
+    w_i proportional to exp(-i^2 / (2 sigma^2)): a one-sided trail, edge pixels repeated. Each tap gathers
+    the uint8 values, several times faster than gathering floats.
     """
     n, c, h, w = x.shape
     width = 2 * math.ceil(radius) + 1
@@ -221,11 +222,11 @@ def _motion_blur(x: torch.Tensor, radius: float, sigma: float, angles: np.ndarra
     dy = torch.from_numpy(np.ceil(taps * np.sin(radians) - 0.5).astype(np.int64)).to(x.device)
     rows = (torch.arange(h, device=x.device) + dy[:, :, None]).clamp(0, h - 1)  # [N, taps, H]
     cols = (torch.arange(w, device=x.device) + dx[:, :, None]).clamp(0, w - 1)  # [N, taps, W]
-    image = torch.arange(n, device=x.device)[:, None, None, None]
-    channel = torch.arange(c, device=x.device)[None, :, None, None]
-    out = torch.zeros_like(x)
+    flat = x.flatten(2)
+    out = torch.zeros(x.shape, dtype=torch.float64, device=x.device)
     for tap in range(width):
-        out += float(weights[tap]) * x[image, channel, rows[:, None, tap, :, None], cols[:, None, tap, None, :]]
+        index = (rows[:, tap, :, None] * w + cols[:, tap, None, :]).reshape(n, 1, h * w).expand(n, c, h * w)
+        out.add_(flat.gather(2, index).view(n, c, h, w), alpha=float(weights[tap]))
     return out
 
 
@@ -292,7 +293,7 @@ def _glass_blur(images: torch.Tensor, params: tuple, generators: _Generators) ->
 def _motion_blur_corruption(images: torch.Tensor, params: tuple, generators: _Generators) -> torch.Tensor:
     radius, sigma = params
     angles = np.array([rng.uniform(-45, 45) for rng in generators])
-    return _round_to_uint8(_motion_blur(images.double(), radius, sigma, angles))
+    return _round_to_uint8(_motion_blur(images, radius, sigma, angles))
 
 
 def _zoom_blur(images: torch.Tensor, stop: float, generators: _Generators) -> torch.Tensor:
@@ -313,7 +314,7 @@ def _snow(images: torch.Tensor, params: tuple, generators: _Generators) -> torch
     layer = _clipped_zoom(layer, zoom)
     layer = torch.where(layer < threshold, 0.0, layer)
     layer = (layer.clamp(0, 1) * 255).to(torch.uint8)  # the script saves it as an 8-bit PNG
-    layer = _round_to_uint8(_motion_blur(layer.double(), radius, sigma, angles)).to(x) / 255
+    layer = _round_to_uint8(_motion_blur(layer, radius, sigma, angles)).to(x) / 255
     grey = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None]  # OpenCV's RGB2GRAY
     x = image_weight * x + (1 - image_weight) * torch.maximum(x, grey * 1.5 + 0.5)
     return _to_uint8(x + layer + layer.flip(-2, -1))
@@ -330,10 +331,10 @@ def _frost_texture(generators: _Generators, h: int, w: int, like: torch.Tensor) 
         noise = _draw(generators, lambda rng: rng.normal(size=(1, *grid)), like.device, like.dtype)
         texture += weight * F.interpolate(noise, size=(h, w), mode="bilinear", align_corners=False)
     seeds = _draw(generators, lambda rng: rng.random(size=(1, h, w)), like.device, like.dtype)
-    seeds = torch.where(seeds > 0.97, 255.0, 0.0).to(like)
+    seeds = (seeds > 0.97).to(torch.uint8) * 255
     for _ in range(2):
         angles = np.array([rng.uniform(0, 360) for rng in generators])
-        texture += 0.04 * _motion_blur(seeds, 6, 4, angles)
+        texture += 0.04 * _motion_blur(seeds, 6, 4, angles).to(like)
     texture = texture - texture.mean((-2, -1), keepdim=True)
     texture = texture / texture.std((-2, -1), keepdim=True).clamp_min(1e-12)
     layer = chosen[:, 0, :, None, None] + chosen[:, 1, :, None, None] * texture

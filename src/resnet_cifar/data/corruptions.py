@@ -1,6 +1,6 @@
 """The 15 CIFAR-10-C corruptions (Hendrycks & Dietterich 2019), generated on the fly in torch, a batch at a time.
 
-Why generate instead of reading the published CIFAR-10-C arrays: they are a 2.9 GB download fixed to the
+Why generate instead of reading the published CIFAR-10-C arrays: they are a download of gigabytes fixed to the
 CIFAR-10 test split, while evaluation here runs on any split (and any folder of images) already in memory
 on the device. Generation is deterministic: every random draw for an image comes from its own generator
 seeded by (seed, corruption, severity, global index), so a split gives the same bytes in batches of 100
@@ -16,9 +16,10 @@ ImageMagick's and Pillow's own rounding where their output is the result.
 Where the script needs what we do not have, the nearest honest substitute:
   - frost: the script blends with crops of photographs of frost (frost1.png ... frost5.jpg, shipped with
     its repository). They are not shipped here; instead a procedural texture (smooth multi-scale noise plus
-    crystal-like streaks) takes, per image, the mean colour and the contrast measured on 32x32 crops of one
-    of those five photographs, drawn at random as the script draws the photograph; the blend coefficients
-    are the script's. The texture is not the photographs', so the images differ from published ones.
+    crystal-like streaks, shaped by eye) takes, per image, the mean colour and the contrast measured on 32x32
+    crops of one of those five photographs, drawn at random as the script draws the photograph; the blend
+    coefficients are the script's. Its brightness and contrast match the photographs on average, its
+    structure does not, so the images differ from published ones.
   - motion blur and snow: the script calls ImageMagick's MotionBlurImage. It is reimplemented from
     ImageMagick's definition (a one-sided line of 2 * radius + 1 taps at the random angle, Gaussian weights
     of the given sigma, offsets rounded to whole pixels, edge pixels repeated, the result rounded to 8 bits),
@@ -43,7 +44,7 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -195,7 +196,7 @@ def _clipped_zoom(x: torch.Tensor, factor: float) -> torch.Tensor:
     boxes = []
     for size in x.shape[-2:]:
         crop = math.ceil(size / factor)
-        boxes.append(((size - crop) // 2, crop, int(round(crop * factor))))
+        boxes.append(((size - crop) // 2, crop, round(crop * factor)))
     (top, crop_h, zoomed_h), (left, crop_w, zoomed_w) = boxes
     zoomed = F.interpolate(x[..., top:top + crop_h, left:left + crop_w], size=(zoomed_h, zoomed_w),
                            mode="bilinear", align_corners=True)
@@ -328,7 +329,7 @@ def _frost_texture(generators: _Generators, h: int, w: int, like: torch.Tensor) 
     texture = torch.zeros(len(generators), 1, h, w, dtype=like.dtype, device=like.device)
     for cells, weight in ((4, 1.0), (8, 0.7), (16, 0.5), (32, 0.35)):
         grid = (max(2, math.ceil(h * cells / 32)), max(2, math.ceil(w * cells / 32)))
-        noise = _draw(generators, lambda rng: rng.normal(size=(1, *grid)), like.device, like.dtype)
+        noise = _draw(generators, lambda rng, grid=grid: rng.normal(size=(1, *grid)), like.device, like.dtype)
         texture += weight * F.interpolate(noise, size=(h, w), mode="bilinear", align_corners=False)
     seeds = _draw(generators, lambda rng: rng.random(size=(1, h, w)), like.device, like.dtype)
     seeds = (seeds > 0.97).to(torch.uint8) * 255
@@ -355,8 +356,8 @@ def _plasma_fractal(generators: _Generators, size: int, decay: float, like: torc
     while step >= 2:
         half, cells = step // 2, size // step
         # the script adds wibble * uniform(-wibble, wibble) to each new point
-        noise = wibble**2 * _draw(generators, lambda rng: rng.uniform(-1, 1, size=(3, cells, cells)), like.device,
-                                  like.dtype)
+        noise = wibble**2 * _draw(generators, lambda rng, cells=cells: rng.uniform(-1, 1, size=(3, cells, cells)),
+                                  like.device, like.dtype)
         corners = maps[:, 0::step, 0::step]
         squares = corners + corners.roll(-1, 1)
         squares = squares + squares.roll(-1, 2)

@@ -106,6 +106,22 @@ def test_runs_of_different_lengths_and_one_still_training(runs, tmp_path, capsys
     assert (tmp_path / "out" / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_compare_shows_the_mean_corruption_accuracy_of_runs_evaluated_under_corruption(runs, tmp_path, capsys):
+    evaluated = shutil.copytree(runs / "short", tmp_path / "evaluated")
+    assert main(["evaluate", str(evaluated), "--split", "val", "--corruptions", "contrast,fog", "--severities", "2",
+                 "--output", str(evaluated / "evaluation")]) == 0
+    table = json.loads((evaluated / "evaluation" / "evaluation.json").read_text())["corruptions"]
+    capsys.readouterr()
+    assert compare(evaluated, runs / "long", "--output", tmp_path / "out") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "corruption acc" in out[0]
+    assert f"{table['mean_accuracy']:.2%} (generated)" in out[1] and out[2].split()[-2:] != ["(generated)"]
+    assert out[3].startswith("corruption acc:") and "CIFAR-10-C style (generated)" in out[3]
+    rows = read_csv(tmp_path / "out" / "compare.csv")
+    assert float(rows[0]["corruption_acc"]) == table["mean_accuracy"] and rows[1]["corruption_acc"] == ""
+    assert rows[0]["corruption_source"] == "CIFAR-10-C style (generated)"
+
+
 def test_a_finished_run_being_extended_is_unfinished(runs, tmp_path):
     extended = shutil.copytree(runs / "short", tmp_path / "extended")  # `train --resume --epochs 4` rewrote its config
     config = yaml.safe_load((extended / "config.yaml").read_text())

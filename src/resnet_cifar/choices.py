@@ -16,6 +16,10 @@ CIFAR101_VERSIONS = ("v6", "v4")
 CORRUPTIONS = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
                "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",
                "jpeg_compression")
+SEVERITIES = (1, 2, 3, 4, 5)
+# The label of every figure from generated corruptions: they are not the published files, and their figures
+# compare only with each other.
+GENERATED_CORRUPTIONS = "CIFAR-10-C style (generated)"
 SPLITS = ("train", "val", "test")
 LABELS = ("fine", "coarse")
 PADDING_MODES = ("reflect", "zeros")

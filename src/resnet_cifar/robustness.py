@@ -5,13 +5,14 @@ Two sources of corrupted images, never to be confused:
   figures compare with the literature's;
 - corruptions generated here on any split (`--corruptions`, resnet_cifar.data.corruptions),
   with the published parameters but our own code and substitutes, so their
-  figures carry the label GENERATED everywhere and compare only with each other.
+  figures carry the label GENERATED_CORRUPTIONS everywhere and compare only with each other.
 
 Each cell is a whole evaluation (resnet_cifar.evaluation) with the checkpoint's
 preprocessing and test-time views, as for the clean images beside it.
 """
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,14 +21,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from resnet_cifar.choices import CORRUPTIONS
+from resnet_cifar.choices import CORRUPTIONS, GENERATED_CORRUPTIONS, SEVERITIES
 from resnet_cifar.data import Loader, Split
 from resnet_cifar.data.preprocessing import Preprocessing
 from resnet_cifar.errors import UserError
 from resnet_cifar.evaluation import evaluate
 
-GENERATED = "CIFAR-10-C style (generated)"
-SEVERITIES = (1, 2, 3, 4, 5)
 # Generated corruptions draw their randomness from this seed and each image's index, the same for every run, so
 # two checkpoints evaluated on the same split see the very same corrupted images.
 CORRUPTION_SEED = 0
@@ -37,7 +36,7 @@ CORRUPTION_SEED = 0
 class CorruptionTable:
     """Top-1 accuracy per corruption and severity, with the clean accuracy of the same model and views beside it."""
 
-    source: str  # GENERATED, or the published set's name
+    source: str  # GENERATED_CORRUPTIONS, or the published set's name
     images: int  # per cell
     accuracy: dict[str, dict[int, float]] = field(default_factory=dict)
     clean: float | None = None
@@ -72,16 +71,14 @@ def parse_corruptions(text: str) -> list[str]:
 
 
 def parse_severities(text: str) -> list[int]:
-    """`1-5`, `3` or `1,3,5`; a UserError for anything outside 1 to 5."""
-    try:
-        levels: set[int] = set()
-        for part in text.split(","):
-            low, _, high = part.strip().partition("-")
-            levels.update(range(int(low), int(high or low) + 1))
-    except ValueError:
-        levels = set()
-    if not levels or not levels <= set(SEVERITIES):
-        raise UserError(f"--severities {text!r} must name severities from 1 to 5, such as 1-5, 3 or 1,3,5.")
+    """`1-5`, `3` or `1,3,5`; a UserError for anything else or outside 1 to 5."""
+    levels: set[int] = set()
+    for part in text.split(","):
+        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        low, high = (int(match[1]), int(match[2] or match[1])) if match else (0, -1)
+        if not (match and low <= high and {low, high} <= set(SEVERITIES)):
+            raise UserError(f"--severities {text!r} must name severities from 1 to 5, such as 1-5, 3 or 1,3,5.")
+        levels.update(range(low, high + 1))
     return sorted(levels)
 
 
@@ -104,7 +101,7 @@ def generated_table(split: Split, corruptions: list[str], severities: list[int],
     """Accuracy on `split` under each generated corruption and severity; `on_row` is told of each finished row."""
     from resnet_cifar.data.corruptions import corrupt  # its torch code is needed only here
 
-    table = CorruptionTable(GENERATED, len(split), clean=clean)
+    table = CorruptionTable(GENERATED_CORRUPTIONS, len(split), clean=clean)
     started = time.monotonic()
     images = split.images.to(device)
     for name in corruptions:

@@ -17,11 +17,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from resnet_cifar.choices import GENERATED_CORRUPTIONS
 from resnet_cifar.errors import UserError
 from resnet_cifar.pictures import Curve, plot_runs
 from resnet_cifar.runs.layout import GroupPaths
-from resnet_cifar.runs.reader import (GROUP_FIGURES, RunRecord, is_seed_group, read_group_runs, read_run, run_classes,
-                                      summarise)
+from resnet_cifar.runs.reader import (GROUP_FIGURES, RunRecord, corruption_accuracy, is_seed_group, read_group_runs,
+                                      read_run, run_classes, summarise)
 
 HELP = "compare runs or seed groups: a table of their figures and settings, and their curves overlaid"
 
@@ -85,6 +86,17 @@ class Entry:
             if classes is not None:
                 return classes
         return None
+
+    @cached_property
+    def corruption(self) -> tuple[float | None, float | None, str | None]:
+        """(mean, std, source) of the mean corruption accuracy over its runs that were evaluated under corruption
+        (std None for fewer than two); (None, None, None) when none was."""
+        found = [figure for run in self.runs if (figure := corruption_accuracy(run.path)) is not None]
+        if not found:
+            return None, None, None
+        values, sources = [value for value, _ in found], {source for _, source in found}
+        std = statistics.stdev(values) if self.group is not None and len(values) > 1 else None
+        return statistics.fmean(values), std, sources.pop() if len(sources) == 1 else "mixed sources"
 
     @property
     def label(self) -> str:
@@ -164,6 +176,7 @@ def table_row(entry: Entry, differing: list[str]) -> dict[str, Any]:
     }
     for key in GROUP_FIGURES:
         row[key], row[f"{key}_std"] = entry.figure(key)
+    row["corruption_acc"], row["corruption_acc_std"], row["corruption_source"] = entry.corruption
     row.update({key: settings.get(key) for key in differing})
     return row
 
@@ -177,18 +190,28 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def print_table(entries: list[Entry], differing: list[str]) -> None:
-    header = ["run", "status", *SHOWN, *(HEADERS[key] for key in GROUP_FIGURES), *differing]
-    lines = [header] + [cells(entry, differing) for entry in entries]
+    corrupted = any(entry.corruption[0] is not None for entry in entries)
+    header = ["run", "status", *SHOWN, *(HEADERS[key] for key in GROUP_FIGURES),
+              *(["corruption acc"] if corrupted else []), *differing]
+    lines = [header] + [cells(entry, differing, corrupted) for entry in entries]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for line in lines:
         print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+    if corrupted:
+        sources = sorted({entry.corruption[2] for entry in entries if entry.corruption[2] is not None})
+        print(f"corruption acc: the mean over corruptions and severities of each run's evaluation report, from "
+              f"{'; '.join(sources)}; generated figures compare only with generated ones.")
 
 
-def cells(entry: Entry, differing: list[str]) -> list[str]:
+def cells(entry: Entry, differing: list[str], corrupted: bool) -> list[str]:
     settings = dict(entry.settings)
     if entry.group is None and not entry.runs[0].finished:
         settings["epochs"] = f"{entry.runs[0].epochs_done}/{settings.get('epochs', '?')}"
     figures = [_format(key, *entry.figure(key)) for key in GROUP_FIGURES]
+    if corrupted:
+        mean, std, source = entry.corruption
+        figures.append("-" if mean is None else f"{_format('corruption_acc', mean, std)} "
+                       f"({'generated' if source == GENERATED_CORRUPTIONS else source})")
     return [entry.name, entry.status, *(_text(settings.get(key)) for key in SHOWN), *figures,
             *(_text(settings.get(key)) for key in differing)]
 

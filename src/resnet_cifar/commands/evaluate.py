@@ -15,7 +15,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from resnet_cifar.choices import CIFAR101_VERSIONS, DATASETS, EVALUATION_DATASETS, SPLITS, TTA_MODES
+from resnet_cifar.choices import (CIFAR101_VERSIONS, DATASETS, EVALUATION_DATASETS, GENERATED_CORRUPTIONS, SPLITS,
+                                  TTA_MODES)
 from resnet_cifar.config import default as training_default
 from resnet_cifar.errors import UserError
 from resnet_cifar.files import cannot_write, check_writable, make_folder
@@ -162,10 +163,10 @@ def run(args: argparse.Namespace) -> int:
         print(summary_line(table))
         report["corruptions"] = table.to_dict()
     if args.output:
-        write_files(report, metrics, args.output, split.images[[m.index for m in metrics.mistakes]])
         if table is not None:
             write_corruption_picture(table, args.output, f"{report['model']} on the {report['dataset']} "
                                                           f"{split_name} split")
+        write_files(report, metrics, args.output, split.images[[m.index for m in metrics.mistakes]])
     return 0
 
 
@@ -252,13 +253,14 @@ def print_row(table: CorruptionTable, corruption: str) -> None:
     print(row_line(table, corruption), flush=True)
 
 
-GENERATED_NOTE = ("CIFAR-10-C style (generated): our code's corruptions with the published parameters, not the "
+GENERATED_NOTE = (f"{GENERATED_CORRUPTIONS}: our code's corruptions with the published parameters, not the "
                   "published files; compare these figures only with each other.")
 
 
 def write_corruption_picture(table: CorruptionTable, output: Path, title: str) -> None:
     from resnet_cifar.pictures import plot_corruptions
 
+    make_folder(output)
     file = output / "corruptions.png"
     try:
         plot_corruptions(table, file, f"{title}: {table.source}")
@@ -338,4 +340,5 @@ def write_files(report: dict[str, Any], metrics: Metrics, output: Path, mistake_
         plot_mistakes(mistake_images, report["mistakes"], file, f"{split}: the most confident mistakes")
     except OSError as error:  # the disk filled up while writing, say
         raise cannot_write(file, error) from None
-    print(f"\nWrote evaluation.json, confusion.csv, confusion.png, reliability.png and mistakes.png to {output}")
+    drawn = ", corruptions.png" if "corruptions" in report else ""
+    print(f"\nWrote evaluation.json, confusion.csv, confusion.png, reliability.png{drawn} and mistakes.png to {output}")

@@ -51,13 +51,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from resnet_cifar.choices import CORRUPTIONS, SEVERITIES
 from resnet_cifar.errors import UserError
-
-CORRUPTIONS: tuple[str, ...] = (
-    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
-    "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression",
-)
-SEVERITIES = (1, 2, 3, 4, 5)
 
 # Severity 1 to 5 of every corruption, from make_cifar_c.py (hendrycks/robustness, ImageNet-C/create_c/).
 _TABLES: dict[str, tuple] = {

@@ -21,14 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from resnet_cifar.choices import CIFAR101_VERSIONS
+from resnet_cifar.choices import CIFAR101_VERSIONS, SEVERITIES
 from resnet_cifar.data.archive import download, extract
 from resnet_cifar.data.cifar import CIFAR10_CLASSES, CIFAR100_CLASSES
 from resnet_cifar.data.splits import Split
 from resnet_cifar.errors import UserError
 
 SIDE = 32
-SEVERITIES = (1, 2, 3, 4, 5)
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,11 @@ class RunPaths:
         return self.root / "evaluation"
 
     @property
+    def evaluation_report(self) -> Path:
+        """What `evaluate --output RUN/evaluation` writes, the command a finished run suggests."""
+        return self.evaluation / "evaluation.json"
+
+    @property
     def explained(self) -> Path:
         return self.root / "explained"
 

@@ -140,6 +140,18 @@ def run_classes(path: Path) -> list[str] | None:
     return None
 
 
+def corruption_accuracy(path: Path) -> tuple[float, str] | None:
+    """The mean corruption accuracy of the run in `path` and its source ("CIFAR-10-C style (generated)" or a
+    published set), when its evaluation report has one; None otherwise."""
+    file = RunPaths(path).evaluation_report
+    if not file.is_file():
+        return None
+    table = read_json(file).get("corruptions")
+    if not isinstance(table, dict) or not isinstance(table.get("mean_accuracy"), float):
+        return None
+    return table["mean_accuracy"], str(table.get("source"))
+
+
 def checkpoint_to_use(text: str | Path) -> Path:
     """What a command given `text` as its checkpoint reads: the file itself, or for a run folder its best
     checkpoint (its last one when it has no validation split)."""

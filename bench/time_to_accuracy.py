@@ -46,6 +46,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from resnet_cifar.cli import main as cli
 from resnet_cifar.config import TrainConfig, read_yaml, resolve
+from resnet_cifar.evaluation import views_per_image
 from resnet_cifar.models import create_model
 from resnet_cifar.recipes import recipe_settings
 from resnet_cifar.runs.layout import GroupPaths, RunPaths
@@ -58,7 +59,6 @@ VAL_IMAGES = 5000
 OUTSIDE_THE_RECIPE = ("preset", "seed", "data_dir", "download", "device", "evaluate_test", "compile")
 # Settings counted in epochs, which --epochs scales with the run's length; early crops last whole epochs.
 EPOCH_COUNTED = {"warmup_epochs": float, "stem_bias_epochs": float, "early_crop_epochs": int}
-TTA_VIEWS = {"none": 1, "flip": 2, "flip-translate": 4}  # flip-translate: the image, its mirror, two shifted views
 
 
 def forward_flops_per_image(config: TrainConfig) -> float:
@@ -159,7 +159,7 @@ def main() -> None:
     config = recipe_config(args)
     train_images = TRAIN_IMAGES // config.batch_size * config.batch_size  # full batches only
     epoch_flops = [flops * train_images for flops in epoch_flops_per_image(config)]
-    val_flops = forward_flops_per_image(config) * TTA_VIEWS[config.tta] * VAL_IMAGES
+    val_flops = forward_flops_per_image(config) * views_per_image(config.tta, config.tta_fraction) * VAL_IMAGES
     started = time.time()
     runs = [run_seed(seed, args, args.output) for seed in args.seeds]
 

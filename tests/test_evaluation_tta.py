@@ -9,7 +9,7 @@ from torch import nn
 
 from checkpoints import write_checkpoint
 from resnet_cifar.cli import main
-from resnet_cifar.evaluation import evaluate, least_confident, split_logits, tta_logits
+from resnet_cifar.evaluation import evaluate, least_confident, split_logits, tta_logits, views_per_image
 
 
 class Asymmetric(nn.Module):
@@ -82,3 +82,12 @@ def test_evaluate_uses_the_runs_fraction_unless_told(cifar10_dir, tmp_path, caps
         assert main(["evaluate", str(checkpoint), "--split", "val", "--tta-fraction", bad]) == 2
         err = capsys.readouterr().err
         assert "--tta-fraction must be above 0 and at most 1" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("tta, fraction", [("flip-translate", 0.25), ("flip", 0.5), ("flip-translate", 1.0)])
+def test_forward_passes_per_image_are_what_the_flop_count_assumes(tta, fraction):
+    model, (x, y) = Asymmetric().eval(), images(40)
+    seen = []
+    model.register_forward_hook(lambda module, inputs, output: seen.append(len(inputs[0])))
+    split_logits(model, batches_of(x, y, 16), tta, fraction)
+    assert sum(seen) / 40 == views_per_image(tta, fraction)

@@ -46,6 +46,15 @@ def tta_logits(model: nn.Module, x: torch.Tensor, tta: str = "none", plain: torc
     return 0.5 * logits + 0.25 * (model(down_right) + model(up_left))
 
 
+# Forward passes per image of each test-time augmentation: flip-translate is the image, its mirror and two shifts.
+TTA_VIEWS = {"none": 1, "flip": 2, "flip-translate": 4}
+
+
+def views_per_image(tta: str, tta_fraction: float = 1.0) -> float:
+    """Forward passes per image with selective TTA: one for every image, the other views for the fraction chosen."""
+    return 1 + (TTA_VIEWS[tta] - 1) * tta_fraction
+
+
 def least_confident(confidence: torch.Tensor, fraction: float) -> torch.Tensor:
     """bool [N]: the `fraction` of images (at least one, for any fraction above 0) with the lowest `confidence`;
     ties go to the earlier image, so the choice depends only on the confidences."""

@@ -37,6 +37,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
 from resnet_cifar.choices import AUGMENT_POLICIES, MAGNITUDE_BINS
@@ -212,7 +213,7 @@ class _Tables:
     AutoContrast or Equalize.
     """
 
-    warp: torch.Tensor          # float32 [K, 3, 2]: the inverse affine map on torchvision's normalised grid
+    source: torch.Tensor        # int64 [K, H * W]: the input pixel each output pixel reads (-1: outside, black)
     scale: torch.Tensor         # float32 [K]: blend output = image * scale + weight * what it is blended with
     weight: torch.Tensor        # float32 [K]
     degenerate: torch.Tensor    # int64 [K]: what the blend mixes in, one of _BLACK.._BLUR
@@ -226,11 +227,8 @@ class _Tables:
         rows = [_parameters(name, policy.magnitude_of(name, magnitude_bin, sign, height, width), height, width)
                 for name in _OP_NAMES for magnitude_bin in range(policy.bins) for sign in (0, 1)]
         warp, scale, weight, degenerate, mask, threshold, autocontrast, equalize = zip(*rows)
-        # As torchvision's _affine_grid: the matrix, transposed, over half the image size, so that
-        # the grid (x, y, 1) @ warp spans -1..1 across the image.
-        warp = torch.tensor(warp, dtype=torch.float32).view(-1, 2, 3).transpose(1, 2)
         return _Tables(
-            warp=warp / torch.tensor([width / 2, height / 2]),
+            source=_source_pixels(torch.tensor(warp, dtype=torch.float32).view(-1, 2, 3), height, width),
             scale=torch.tensor(scale, dtype=torch.float32), weight=torch.tensor(weight, dtype=torch.float32),
             degenerate=torch.tensor(degenerate), mask=torch.tensor(mask, dtype=torch.uint8),
             threshold=torch.tensor(threshold, dtype=torch.int16),
@@ -297,7 +295,7 @@ def _inverse_affine(angle: float, translate: tuple[float, float], shear: tuple[f
 def _apply_step(images: torch.Tensor, tables: _Tables, draw: torch.Tensor) -> torch.Tensor:
     """One step of the policy, every image with its own draw (index into `tables`)."""
     per_image = (-1, 1, 1, 1)
-    images = _warp(images, tables.warp[draw])
+    images = _warp(images, tables.source[draw])
     images = _blend(images, tables.scale[draw], tables.weight[draw], tables.degenerate[draw])
     images = images & tables.mask[draw].view(per_image)
     inverted = images >= tables.threshold[draw].view(per_image)
@@ -316,28 +314,35 @@ def _choose(chosen: torch.Tensor, new: torch.Tensor, old: torch.Tensor) -> torch
     return new * chosen + old * ~chosen
 
 
-def _warp(images: torch.Tensor, warp: torch.Tensor) -> torch.Tensor:
-    """Nearest-neighbour affine warp with a matrix per image; pixels from outside the image are black.
+def _source_pixels(matrices: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """int64 [K, H * W]: the input pixel that each output pixel of each inverse affine map [K, 2, 3] reads, -1 for
+    none (outside the image).
 
-    Each source position is computed as torchvision's grid and grid_sample find
-    it, operation for operation, so that pixels exactly halfway between two
-    sources round alike; then all pixels are fetched by one gather.
+    Found by torchvision's own arithmetic (the grid of its _affine_grid, one map at a
+    time, then grid_sample's nearest neighbour, applied to an image of pixel numbers):
+    a source exactly halfway between two pixels rounds as its kernels round it on
+    this CPU, which differs between CPUs' vector units, so no formula of our own
+    could match it everywhere. Done once per image size, not per batch.
     """
+    base = torch.empty(1, height, width, 3)
+    base[..., 0].copy_(torch.linspace((1.0 - width) * 0.5, (width - 1.0) * 0.5, steps=width))
+    base[..., 1].copy_(torch.linspace((1.0 - height) * 0.5, (height - 1.0) * 0.5, steps=height).unsqueeze_(-1))
+    base[..., 2].fill_(1)
+    half = torch.tensor([0.5 * width, 0.5 * height])
+    grids = torch.cat([base.view(1, height * width, 3).bmm(matrix[None].transpose(1, 2).div(half))
+                       for matrix in matrices]).view(-1, height, width, 2)
+    numbers = torch.arange(1, height * width + 1, dtype=torch.float32).view(1, 1, height, width)
+    found = F.grid_sample(numbers.expand(len(matrices), 1, height, width), grids, mode="nearest",
+                          padding_mode="zeros", align_corners=False)
+    return found.view(len(matrices), height * width).long() - 1
+
+
+def _warp(images: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """Each image's pixels fetched from `source` [B, H * W] (see _source_pixels) by one gather; black outside."""
     n, channels, h, w = images.shape
-    xs = torch.arange(w, device=images.device, dtype=torch.float32) - (w - 1) / 2  # pixel centres about the middle
-    ys = torch.arange(h, device=images.device, dtype=torch.float32)[:, None] - (h - 1) / 2
-
-    def source(axis: int, size: int) -> torch.Tensor:
-        """[B, H, W] pixel index along `axis` that each output pixel reads: (x, y, 1) @ warp, then unnormalised."""
-        column = warp[:, :, axis, None, None]
-        grid = (xs * column[:, 0] + ys * column[:, 1]).add_(column[:, 2])  # -1..1 across the image
-        return grid.add_(1).mul_(size / 2).sub_(0.5).round_()  # round() ties to even like nearbyint
-
-    source_x, source_y = source(0, w), source(1, h)
-    inside = (source_x >= 0) & (source_x <= w - 1) & (source_y >= 0) & (source_y <= h - 1)
-    index = (source_y.clamp_(0, h - 1) * w + source_x.clamp_(0, w - 1)).long().view(n, 1, h * w)
-    warped = images.reshape(n, channels, h * w).gather(2, index.expand(n, channels, h * w))
-    return warped.view(n, channels, h, w) * inside[:, None]
+    index = source.clamp(min=0).view(n, 1, h * w).expand(n, channels, h * w)
+    warped = images.reshape(n, channels, h * w).gather(2, index)
+    return warped.view(n, channels, h, w) * (source >= 0).view(n, 1, h, w)
 
 
 def _blend(images: torch.Tensor, scale: torch.Tensor, weight: torch.Tensor, degenerate: torch.Tensor) -> torch.Tensor:

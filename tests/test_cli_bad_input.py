@@ -33,7 +33,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import synthetic_images, write_cifar10
+from conftest import foreign_onnx, synthetic_images, write_cifar10
 from resnet_cifar.checkpoint import load_checkpoint
 from resnet_cifar.cli import main
 from resnet_cifar.data.folder import CACHE_FOLDER
@@ -84,7 +84,7 @@ CASES = {
     "checkpoint-missing": Case("evaluate {missing}", "does not exist"),
     "checkpoint-a-folder": Case("export {no_images} --format onnx --output {out}/m.onnx",
                                 "is a folder, and not a run folder with a checkpoint"),
-    "checkpoint-onnx": Case("predict {onnx} {png}", "is an ONNX model, not a checkpoint"),
+    "checkpoint-onnx": Case("export {onnx} --format torchscript --output {out}/m.ts", "is an ONNX model, not a checkpoint"),
     "checkpoint-torchscript": Case("evaluate {ts}", "is a TorchScript model, not a checkpoint"),
     "checkpoint-image": Case("predict {png} {png}", "is a PNG image, not a checkpoint"),
     "checkpoint-text": Case("evaluate {text}", "is a text file, not a checkpoint"),
@@ -94,6 +94,15 @@ CASES = {
     "checkpoint-cifar-batch": Case("predict {batch} {png}", "is a plain Python pickle"),
     "checkpoint-runs-code": Case("predict {evil} {png}", "could run code"),
     "checkpoint-truncated": Case("evaluate {truncated}", "truncated or corrupt"),
+    # .onnx files given to predict and evaluate
+    "predict-onnx-not-ours": Case("predict {foreign_onnx} {png}", "is an ONNX model without resnet-cifar's metadata"),
+    "evaluate-onnx-not-ours": Case("evaluate {foreign_onnx} --data-dir {data}",
+                                   "is an ONNX model without resnet-cifar's metadata"),
+    "predict-onnx-truncated": Case("predict {onnx_truncated} {png}", "is not a readable ONNX model (truncated"),
+    "evaluate-onnx-not-onnx": Case("evaluate {text_onnx} --data-dir {data}", "is not a readable ONNX model"),
+    "predict-onnx-explain": Case("predict {onnx} {png} --explain {out}/cam", "--explain draws Grad-CAM maps"),
+    "evaluate-onnx-on-a-gpu": Case("evaluate {onnx} --data-dir {data} --device cuda",
+                                   "runs on the CPU with onnxruntime"),
     # evaluate
     "evaluate-data-dir-missing": Case("evaluate {ckpt} --data-dir {missing}", "does not exist"),
     "evaluate-data-dir-a-text-file": Case("evaluate {ckpt} --data-dir {text}",
@@ -227,6 +236,11 @@ def world(tmp_path_factory) -> Iterator[dict[str, str]]:
     for name, fmt in (("onnx", "onnx"), ("ts", "torchscript")):
         files[name] = root / f"model.{name}"
         export(model, files[name], fmt)
+    files["onnx_truncated"] = root / "truncated.onnx"
+    files["onnx_truncated"].write_bytes(files["onnx"].read_bytes()[:5000])
+    files["text_onnx"] = root / "notes.onnx"
+    files["text_onnx"].write_text("a plain text file\n")
+    files["foreign_onnx"] = foreign_onnx(root / "foreign.onnx")
     files["existing"] = root / "existing.onnx"
     files["existing"].write_bytes(b"an older export")
     files["truncated"] = root / "truncated.pt"

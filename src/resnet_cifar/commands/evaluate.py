@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from resnet_cifar.choices import DATASETS, SPLITS, TTA_MODES
+from resnet_cifar.choices import DATASETS, EXPORT_SUFFIXES, SPLITS, TTA_MODES
 from resnet_cifar.config import default as training_default
 from resnet_cifar.errors import UserError
 from resnet_cifar.files import cannot_write, check_writable, make_folder
@@ -34,7 +34,8 @@ MISTAKES = 16
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", type=checkpoint_to_use, metavar="CHECKPOINT",
-                        help="a checkpoint written by `resnet-cifar train`, or its run folder (its best checkpoint)")
+                        help="a checkpoint written by `resnet-cifar train`, or its run folder (its best checkpoint), "
+                             "or an .onnx file written by `resnet-cifar export` (run with onnxruntime on the CPU)")
     parser.add_argument("--dataset", choices=DATASETS,
                         help="dataset to evaluate on (default: the training run's)")
     parser.add_argument("--data-dir", type=Path, metavar="DIR",
@@ -84,13 +85,21 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}.")
     if args.tta_fraction is not None and not 0 < args.tta_fraction <= 1:
         raise UserError(f"--tta-fraction must be above 0 and at most 1 (1: views for every image), got {args.tta_fraction}.")
-    checkpoint = read_checkpoint(args.checkpoint)
+    if args.checkpoint.suffix.lower() in EXPORT_SUFFIXES["onnx"]:  # the same report of a file run by onnxruntime
+        import torch
+
+        from resnet_cifar.onnx_module import load_onnx_module
+
+        model = load_onnx_module(args.checkpoint, args.device)
+        config, device = model.run_settings, torch.device("cpu")
+    else:
+        checkpoint = read_checkpoint(args.checkpoint)
+        config = checkpoint.get("config") or {}
+        device = resolve_device(args.device)
+        model = build_model(checkpoint).to(device).eval()
     if args.output:
         check_writable(args.output / "evaluation.json")  # now, not after the evaluation
-    config = checkpoint.get("config") or {}
     data = settings(args, config)
-    device = resolve_device(args.device)
-    model = build_model(checkpoint).to(device).eval()
     preprocessing = model.preprocessing
 
     dataset = load_dataset(data["dataset"], data["data_dir"], splits=(args.split,), val_split=data["val_split"],
@@ -111,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
 
     report = {
         "checkpoint": str(args.checkpoint),
-        "model": checkpoint["model_name"],
+        "model": model.model_name,
         "weights": "ema" if model.uses_ema else "model",
         "dataset": data["dataset"],
         "data_dir": str(data["data_dir"]),

@@ -44,12 +44,12 @@ def check_output(checkpoint: Path, output: Path, fmt: str, overwrite: bool) -> N
 
 def run(args: argparse.Namespace) -> int:
     from resnet_cifar.checkpoint import build_model, read_checkpoint
-    from resnet_cifar.export import TOLERANCE, export
+    from resnet_cifar.export import TOLERANCE, export, run_metadata
 
     checkpoint = read_checkpoint(args.checkpoint)
     check_output(args.checkpoint, args.output, args.format, args.overwrite)
     model = build_model(checkpoint).eval()
-    difference = export(model, args.output, args.format)
+    difference = export(model, args.output, args.format, run_metadata(args.checkpoint, checkpoint))
     size = model.preprocessing.model_input_size
     weights = "EMA weights" if model.uses_ema else "weights (no EMA in the checkpoint)"
     print(f"Wrote {args.output}: {checkpoint['model_name']} {weights} as {args.format}, "

@@ -34,6 +34,9 @@ FORMAT_VERSION = 1
 REQUIRED_KEYS = ("written_by", "format_version", "classes", "image_size", "input_size", "mean", "std", "network")
 # The run's settings a file records: evaluate reads them as it reads a checkpoint's config.
 RUN_KEYS = ("dataset", "val_split", "seed", "labels", "tta", "tta_fraction")
+# What `predict` asks of a model: read an image file, and classify a batch of (file, pixels).
+Reader = Callable[[Path], np.ndarray]
+Classifier = Callable[[list[tuple[Path, np.ndarray]]], list[Prediction]]
 
 
 def require(*modules: str, purpose: str) -> list[Any]:
@@ -129,8 +132,7 @@ def check_cpu(device: str, path: Path) -> None:
                         "checkpoint to run on a GPU.")
 
 
-def onnx_predictor(path: Path, top_k: int, explain: Path | None, device: str
-                   ) -> tuple[Callable[[Path], np.ndarray], Callable[[list[tuple[Path, np.ndarray]]], list[Prediction]]]:
+def onnx_predictor(path: Path, top_k: int, explain: Path | None, device: str) -> tuple[Reader, Classifier]:
     """What `predict` needs of an .onnx file: how to read an image file, and how to predict a batch of them."""
     if explain is not None:
         raise UserError(f"--explain draws Grad-CAM maps from gradients, which {path} cannot give; pass the checkpoint "

@@ -97,8 +97,9 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def checkpoint_predictor(args: argparse.Namespace) -> tuple[Callable[[Path], torch.Tensor],
-                                                           Callable[[list[tuple[Path, torch.Tensor]]], list[Prediction]]]:
+def checkpoint_predictor(
+    args: argparse.Namespace,
+) -> tuple[Callable[[Path], torch.Tensor], Callable[[list[tuple[Path, torch.Tensor]]], list[Prediction]]]:
     """How to read an image file for the checkpoint's model, and how to predict (and explain) a batch of them."""
     from resnet_cifar.checkpoint import load_checkpoint
     from resnet_cifar.data.folder import load_image

@@ -41,7 +41,8 @@ def int8_export(tmp_path_factory):
 
 def test_the_int8_file_is_smaller_and_says_what_it_is(int8_export):
     printed, output = int8_export["printed"], int8_export["output"]
-    assert "as onnx INT8 (QDQ, per-channel int8 weights, uint8 activations, calibrated on 64 training images" in printed
+    assert ("as onnx INT8 (QDQ, per-channel int8 weights, uint8 activations, the first convolution in fp32; "
+            "calibrated on 64 training images") in printed
     size, ratio = re.search(r"Size (\S+) MB, (\S+)x the fp32 file's", printed).groups()
     assert float(size) == pytest.approx(output.stat().st_size / 1e6, abs=0.01) and float(ratio) < 0.4
     model = read_onnx(output)

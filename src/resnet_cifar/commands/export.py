@@ -114,7 +114,7 @@ def run_int8(args: argparse.Namespace, checkpoint: dict[str, Any], model: nn.Mod
     done = export_int8(model, args.output, run, settings(args, config), args.calibration_images or CALIBRATION_IMAGES)
     megabytes = 1 / 1e6
     print(f"Wrote {args.output}: {describe(checkpoint, model)} as onnx INT8 (QDQ, per-channel int8 weights, uint8 "
-          f"activations, calibrated on {done.calibration.words}), {shape(model)}.")
+          f"activations, the first convolution in fp32; calibrated on {done.calibration.words}), {shape(model)}.")
     print(f"Size {done.int8_bytes * megabytes:.2f} MB, {done.int8_bytes / done.fp32_bytes:.2f}x the fp32 file's "
           f"{done.fp32_bytes * megabytes:.2f} MB. The fp32 model's largest logit difference to PyTorch: "
           f"{done.difference:.2e} (limit {TOLERANCE:.0e}).")

@@ -62,7 +62,8 @@ def check_output(checkpoint: Path, output: Path, fmt: str, overwrite: bool) -> N
 
 
 def check_int8_flags(args: argparse.Namespace) -> None:
-    """The INT8 flags make sense together and only together; checked before anything is read."""
+    """The INT8 flags make sense together and only together; checked before anything is read (the count is
+    checked by quantize.export_int8)."""
     if args.int8 and args.format != "onnx":
         raise UserError(f"--int8 quantizes ONNX files only; pass --format onnx, or drop --int8 for {args.format}.")
     given = [flag for flag, value in (("--data-dir", args.data_dir), ("--dataset", args.dataset),
@@ -71,8 +72,6 @@ def check_int8_flags(args: argparse.Namespace) -> None:
         one = len(given) == 1
         raise UserError(f"{' and '.join(given)} only {'applies' if one else 'apply'} to --int8's calibration; "
                         f"add --int8 or drop {'it' if one else 'them'}.")
-    if args.calibration_images is not None and args.calibration_images < 1:
-        raise UserError(f"--calibration-images must be at least 1, got {args.calibration_images}.")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -112,7 +111,8 @@ def run_int8(args: argparse.Namespace, checkpoint: dict[str, Any], model: nn.Mod
     if args.data_dir is None and "data_dir" not in config:
         raise UserError(f"--int8 calibrates on training images, and {args.checkpoint} does not record where they "
                         "are; pass --data-dir DIR (and --dataset NAME).")
-    done = export_int8(model, args.output, run, settings(args, config), args.calibration_images or CALIBRATION_IMAGES)
+    count = CALIBRATION_IMAGES if args.calibration_images is None else args.calibration_images
+    done = export_int8(model, args.output, run, settings(args, config), count)
     megabytes = 1 / 1e6
     print(f"Wrote {args.output}: {describe(checkpoint, model)} as onnx INT8 (QDQ, per-channel int8 weights, uint8 "
           f"activations, the first convolution in fp32; calibrated on {done.calibration.words}), {shape(model)}.")

@@ -5,7 +5,7 @@ unreliable (pytorch/pytorch #139718, #127167, #167063); quantizing the checked
 fp32 ONNX file with onnxruntime.quantization.quantize_static is the sturdy path.
 Each setting below is the one that measured best on the `cpu` recipe's
 checkpoint (fastresnet8, 5,000 validation images, a 2-core AVX2 CPU without
-VNNI; docs/benchmarks.md, "Deployment latency"):
+VNNI; docs/experiments.md, 2026-12-07):
 - QDQ format, which ONNX Runtime's CPU kernels fuse into integer convolutions;
 - int8 weights per output channel (per tensor lost 1.6 points against 0.6),
   uint8 activations (int8 ones ran 1.1x fp32's speed against 2.6x);
@@ -101,7 +101,7 @@ def calibration_and_check_images(model: nn.Module, data: dict[str, Any], count: 
     dataset = load_dataset(data["dataset"], data["data_dir"], splits=("train", "val"), val_split=data["val_split"],
                            seed=data["seed"], image_size=model.preprocessing.image_size, labels=data["labels"])
     if dataset.classes != model.classes:
-        raise UserError(f"The model was trained on {len(model.classes)} classes ({', '.join(model.classes[:3])}, ...) "
+        raise UserError(f"The checkpoint was trained on {len(model.classes)} classes ({', '.join(model.classes[:3])}, ...) "
                         f"but {data['data_dir']} has {len(dataset.classes)} ({', '.join(dataset.classes[:3])}, ...); "
                         "pass the --dataset and --data-dir it was trained on.")
     train = dataset.train

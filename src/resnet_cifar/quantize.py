@@ -101,8 +101,8 @@ def calibration_and_check_images(model: nn.Module, data: dict[str, Any], count: 
     dataset = load_dataset(data["dataset"], data["data_dir"], splits=("train", "val"), val_split=data["val_split"],
                            seed=data["seed"], image_size=model.preprocessing.image_size, labels=data["labels"])
     if dataset.classes != model.classes:
-        raise UserError(f"The checkpoint was trained on {len(model.classes)} classes ({', '.join(model.classes[:3])}, ...) "
-                        f"but {data['data_dir']} has {len(dataset.classes)} ({', '.join(dataset.classes[:3])}, ...); "
+        raise UserError(f"The checkpoint was trained on {len(model.classes)} classes "
+                        f"({', '.join(model.classes[:3])}, ...) but {data['data_dir']} has {len(dataset.classes)} ({', '.join(dataset.classes[:3])}, ...); "
                         "pass the --dataset and --data-dir it was trained on.")
     train = dataset.train
     chosen = np.sort(np.random.default_rng(0).permutation(len(train))[:count])

@@ -127,6 +127,18 @@ def write_cifar100(root: Path, n_train: int = 500, n_test: int = 100, seed: int 
     return _archive(folder, Path(root) / "cifar-100-python.tar.gz") if archive else folder
 
 
+def foreign_onnx(path: Path) -> Path:
+    """A valid ONNX model that resnet-cifar did not write: one Identity node and no metadata."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["images"], ["logits"])], "identity",
+                              [helper.make_tensor_value_info("images", TensorProto.FLOAT, [None, 10])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, 10])])
+    onnx.save(helper.make_model(graph), path)
+    return path
+
+
 def _archive(folder: Path, target: Path) -> Path:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:

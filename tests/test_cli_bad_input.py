@@ -33,7 +33,8 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import synthetic_images, write_cifar10
+from checkpoints import write_checkpoint
+from conftest import foreign_onnx, synthetic_images, write_cifar10
 from resnet_cifar.checkpoint import load_checkpoint
 from resnet_cifar.cli import main
 from resnet_cifar.data.folder import CACHE_FOLDER
@@ -80,11 +81,25 @@ CASES = {
     "export-full-disk": Case("export {ckpt} --format onnx --output {full}/old.onnx --overwrite", "the disk is full",
                              needs="full"),
     "export-unknown-format": Case("export {ckpt} --format tflite --output {out}/m.tflite", "invalid choice: 'tflite'"),
+    # export --int8
+    "export-int8-torchscript": Case("export {ckpt} --format torchscript --int8 --output {out}/m.ts",
+                                    "--int8 quantizes ONNX files only"),
+    "export-int8-no-data-recorded": Case("export {bare_ckpt} --format onnx --int8 --output {out}/m.onnx",
+                                         "does not record where they are; pass --data-dir DIR"),
+    "export-int8-data-dir-without-data": Case("export {ckpt} --format onnx --int8 --data-dir {no_images} "
+                                              "--output {out}/m.onnx", "No cifar10 found in"),
+    "export-int8-calibration-images-0": Case("export {ckpt} --format onnx --int8 --calibration-images 0 "
+                                             "--output {out}/m.onnx", "--calibration-images must be at least 1"),
+    "export-int8-onto-its-checkpoint": Case("export {ckpt} --format onnx --int8 --output {ckpt} --overwrite",
+                                            "is the checkpoint being exported"),
+    "export-calibration-without-int8": Case("export {ckpt} --format onnx --calibration-images 64 --output {out}/m.onnx",
+                                            "--calibration-images only applies to --int8's calibration"),
     # checkpoints that are not checkpoints
     "checkpoint-missing": Case("evaluate {missing}", "does not exist"),
     "checkpoint-a-folder": Case("export {no_images} --format onnx --output {out}/m.onnx",
                                 "is a folder, and not a run folder with a checkpoint"),
-    "checkpoint-onnx": Case("predict {onnx} {png}", "is an ONNX model, not a checkpoint"),
+    "checkpoint-onnx": Case("export {onnx} --format torchscript --output {out}/m.ts",
+                            "is an ONNX model, not a checkpoint"),
     "checkpoint-torchscript": Case("evaluate {ts}", "is a TorchScript model, not a checkpoint"),
     "checkpoint-image": Case("predict {png} {png}", "is a PNG image, not a checkpoint"),
     "checkpoint-text": Case("evaluate {text}", "is a text file, not a checkpoint"),
@@ -94,6 +109,15 @@ CASES = {
     "checkpoint-cifar-batch": Case("predict {batch} {png}", "is a plain Python pickle"),
     "checkpoint-runs-code": Case("predict {evil} {png}", "could run code"),
     "checkpoint-truncated": Case("evaluate {truncated}", "truncated or corrupt"),
+    # .onnx files given to predict and evaluate
+    "predict-onnx-not-ours": Case("predict {foreign_onnx} {png}", "is an ONNX model without resnet-cifar's metadata"),
+    "evaluate-onnx-not-ours": Case("evaluate {foreign_onnx} --data-dir {data}",
+                                   "is an ONNX model without resnet-cifar's metadata"),
+    "predict-onnx-truncated": Case("predict {onnx_truncated} {png}", "is not a readable ONNX model (truncated"),
+    "evaluate-onnx-not-onnx": Case("evaluate {text_onnx} --data-dir {data}", "is not a readable ONNX model"),
+    "predict-onnx-explain": Case("predict {onnx} {png} --explain {out}/cam", "--explain draws Grad-CAM maps"),
+    "evaluate-onnx-on-a-gpu": Case("evaluate {onnx} --data-dir {data} --device cuda",
+                                   "runs on the CPU with onnxruntime"),
     # evaluate
     "evaluate-data-dir-missing": Case("evaluate {ckpt} --data-dir {missing}", "does not exist"),
     "evaluate-data-dir-a-text-file": Case("evaluate {ckpt} --data-dir {text}",
@@ -221,12 +245,18 @@ def world(tmp_path_factory) -> Iterator[dict[str, str]]:
     finally:
         torch.set_num_threads(threads)
     files["ckpt"] = files["run"] / "checkpoints" / "best.pt"
+    files["bare_ckpt"] = write_checkpoint(root / "bare.pt")  # no training config: where its data is, is unknown
     files["ckpt_link"] = root / "hard-link.pt"
     os.link(files["ckpt"], files["ckpt_link"])
     model = load_checkpoint(files["ckpt"])
     for name, fmt in (("onnx", "onnx"), ("ts", "torchscript")):
         files[name] = root / f"model.{name}"
         export(model, files[name], fmt)
+    files["onnx_truncated"] = root / "truncated.onnx"
+    files["onnx_truncated"].write_bytes(files["onnx"].read_bytes()[:5000])
+    files["text_onnx"] = root / "notes.onnx"
+    files["text_onnx"].write_text("a plain text file\n")
+    files["foreign_onnx"] = foreign_onnx(root / "foreign.onnx")
     files["existing"] = root / "existing.onnx"
     files["existing"].write_bytes(b"an older export")
     files["truncated"] = root / "truncated.pt"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import hashlib
 import io
 import json
 import re
@@ -15,13 +16,19 @@ import torch
 import resnet_cifar.export
 from checkpoints import CIFAR10_CLASSES, CIFAR10_PREPROCESSING, checkpoint_dict, write_checkpoint
 from resnet_cifar import load_checkpoint
-from resnet_cifar.checkpoint import save_checkpoint
+from resnet_cifar.checkpoint import read_checkpoint, save_checkpoint
 from resnet_cifar.cli import main
+from resnet_cifar.export import run_metadata
+
+# A run's config as the file records it: data_dir is left out (a path of the training machine), labels from
+# training's default.
+CONFIG = {"dataset": "cifar10", "data_dir": "/data", "val_split": 50, "seed": 3, "tta": "flip-translate",
+          "tta_fraction": 0.25}
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    return write_checkpoint(tmp_path_factory.mktemp("run") / "model.pt", ema=True)
+    return write_checkpoint(tmp_path_factory.mktemp("run") / "model.pt", ema=True, config=CONFIG)
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +62,25 @@ def test_onnx_matches_pytorch_at_any_batch_size(checkpoint, onnx_export):
         assert np.abs(logits - reference_logits(checkpoint, x)).max() < 1e-4
 
 
-def test_onnx_metadata(onnx_export):
+def test_onnx_metadata(checkpoint, onnx_export):
     import onnx
 
     props = {p.key: json.loads(p.value) for p in onnx.load(onnx_export[0]).metadata_props}
-    assert props == {"classes": CIFAR10_CLASSES, **CIFAR10_PREPROCESSING}
+    assert props == {
+        "classes": CIFAR10_CLASSES, **CIFAR10_PREPROCESSING,  # the keys of older files keep their names
+        "written_by": "resnet-cifar", "format_version": 1, "network": "resnet20", "weights": "ema",
+        "precision": "fp32", "checkpoint_sha256": hashlib.sha256(checkpoint.read_bytes()).hexdigest(),
+        "dataset": "cifar10", "val_split": 50, "seed": 3, "labels": "fine", "tta": "flip-translate",
+        "tta_fraction": 0.25,
+    }
+
+
+def test_a_run_without_a_config_records_trainings_defaults_but_no_dataset(tmp_path):
+    path = write_checkpoint(tmp_path / "model.pt")
+    values = run_metadata(path, read_checkpoint(path))
+    assert "dataset" not in values
+    assert {key: values[key] for key in ("val_split", "seed", "labels", "tta", "tta_fraction")} == {
+        "val_split": 5000, "seed": 0, "labels": "fine", "tta": "none", "tta_fraction": 1.0}
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")

@@ -75,6 +75,16 @@ def test_preprocessing_resizes_to_image_size_then_input_size():
     assert torch.allclose(x, torch.full_like(x, (128 / 255 - 0.5) / 0.25), atol=1e-5)
 
 
+@pytest.mark.parametrize("image_size, input_size", [(32, None), (32, 48), (16, 24), (40, 32), (32, 17)])
+def test_numpy_preprocessing_is_the_torch_one(image_size, input_size):
+    """predict with an ONNX file prepares images in numpy: the same normalisation and bilinear resize."""
+    preprocessing = Preprocessing(image_size, (0.49, 0.48, 0.45), (0.25, 0.24, 0.26), input_size=input_size)
+    pixels = np.random.default_rng(image_size).integers(0, 256, (3, 3, image_size, image_size), dtype=np.uint8)
+    array = preprocessing.prepare_array(pixels)
+    assert array.dtype == np.float32 and array.shape == (3, 3, input_size or image_size, input_size or image_size)
+    assert np.abs(array - preprocessing(torch.from_numpy(pixels)).numpy()).max() < 1e-5
+
+
 def test_files_pil_images_and_tensors_are_resized_alike(images):
     path = images / "b.jpg"
     pil = Image.open(path)

@@ -11,7 +11,7 @@ from resnet_cifar.errors import UserError
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Prediction": "resnet_cifar.inference",
+    "Prediction": "resnet_cifar.prediction",
     "predict": "resnet_cifar.inference",
     "load_checkpoint": "resnet_cifar.checkpoint",
     "create_model": "resnet_cifar.models",

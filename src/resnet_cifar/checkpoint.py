@@ -116,8 +116,9 @@ def load_model_state(model: nn.Module, state_dict: dict[str, torch.Tensor], sour
 def build_model(checkpoint: dict[str, Any], *, use_ema: bool = True) -> nn.Module:
     """The model a checkpoint describes, with its weights (the EMA ones when present and wanted).
 
-    The model also carries `classes` and `preprocessing` from the checkpoint, and
-    `uses_ema` saying which weights were loaded, so inference needs nothing else.
+    The model also carries `classes`, `preprocessing` and `model_name` from the
+    checkpoint, and `uses_ema` saying which weights were loaded, so inference and
+    export need nothing else.
     """
     model = create_model(checkpoint["model_name"], **checkpoint["model_kwargs"])
     ema = checkpoint.get("ema") if use_ema else None
@@ -125,6 +126,7 @@ def build_model(checkpoint: dict[str, Any], *, use_ema: bool = True) -> nn.Modul
     model.classes = list(checkpoint["classes"])
     model.preprocessing = Preprocessing.from_dict(checkpoint["preprocessing"])
     model.uses_ema = ema is not None
+    model.model_name = checkpoint["model_name"]
     return model
 
 

@@ -8,7 +8,6 @@ object, so a photo of any size gets the treatment a CIFAR image got in training.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
@@ -19,17 +18,11 @@ from torch import nn
 from resnet_cifar.data.folder import image_pixels, load_image
 from resnet_cifar.data.preprocessing import Preprocessing
 from resnet_cifar.errors import UserError
+from resnet_cifar.prediction import Prediction
+
+__all__ = ["ImageLike", "Prediction", "predict", "preprocess"]
 
 ImageLike = Union[str, Path, Image.Image, torch.Tensor]
-
-
-@dataclass
-class Prediction:
-    """The `top_k` most likely classes of one image, most likely first."""
-
-    source: str  # the file path, or "image N" for in-memory images
-    classes: list[str]
-    probabilities: list[float]
 
 
 def _stored(image: ImageLike, size: int) -> torch.Tensor:

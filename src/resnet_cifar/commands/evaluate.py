@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from resnet_cifar.choices import (CIFAR101_VERSIONS, DATASETS, EVALUATION_DATASETS, GENERATED_CORRUPTIONS, SPLITS,
-                                  TTA_MODES)
+from resnet_cifar.choices import (CIFAR101_VERSIONS, DATASETS, EVALUATION_DATASETS, EXPORT_SUFFIXES,
+                                  GENERATED_CORRUPTIONS, SPLITS, TTA_MODES)
 from resnet_cifar.config import default as training_default
 from resnet_cifar.errors import UserError
 from resnet_cifar.files import cannot_write, check_writable, make_folder
@@ -37,7 +37,8 @@ MISTAKES = 16
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", type=checkpoint_to_use, metavar="CHECKPOINT",
-                        help="a checkpoint written by `resnet-cifar train`, or its run folder (its best checkpoint)")
+                        help="a checkpoint written by `resnet-cifar train`, or its run folder (its best checkpoint), "
+                             "or an .onnx file written by `resnet-cifar export` (run with onnxruntime on the CPU)")
     parser.add_argument("--dataset", choices=DATASETS + EVALUATION_DATASETS,
                         help="dataset to evaluate on (default: the training run's); cifar10.1 is a new CIFAR-10 test "
                              "set, cifar10-c and cifar100-c the published corrupted test splits (--data-dir: the "
@@ -108,18 +109,26 @@ def run(args: argparse.Namespace) -> int:
     corrupted_set = args.dataset in ("cifar10-c", "cifar100-c")
     corruptions = parse_corruptions(args.corruptions or "all") if args.corruptions or corrupted_set else None
     severities = parse_severities(args.severities)
-    checkpoint = read_checkpoint(args.checkpoint)
+    if args.checkpoint.suffix.lower() in EXPORT_SUFFIXES["onnx"]:  # the same report of a file run by onnxruntime
+        import torch
+
+        from resnet_cifar.onnx_module import load_onnx_module
+
+        model = load_onnx_module(args.checkpoint, args.device)
+        config, device = model.run_settings, torch.device("cpu")
+    else:
+        checkpoint = read_checkpoint(args.checkpoint)
+        config = checkpoint.get("config") or {}
+        device = resolve_device(args.device)
+        model = build_model(checkpoint).to(device).eval()
     if args.output:
         check_writable(args.output / "evaluation.json")  # now, not after the evaluation
-    config = checkpoint.get("config") or {}
     data = settings(args, config)
-    device = resolve_device(args.device)
-    model = build_model(checkpoint).to(device).eval()
     accuracy = accuracy_of(model, model.preprocessing, batch_size=args.batch_size, device=device, tta=data["tta"],
                            tta_fraction=data["tta_fraction"])
     header = {
         "checkpoint": str(args.checkpoint),
-        "model": checkpoint["model_name"],
+        "model": model.model_name,
         "weights": "ema" if model.uses_ema else "model",
         "dataset": data["dataset"],
         "data_dir": str(data["data_dir"]),

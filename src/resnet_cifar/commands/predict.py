@@ -10,32 +10,34 @@ import argparse
 import csv
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from resnet_cifar.choices import EXPORT_SUFFIXES
 from resnet_cifar.errors import UserError
 from resnet_cifar.runs.reader import checkpoint_to_use
 
 if TYPE_CHECKING:
     import torch
 
-    from resnet_cifar.inference import Prediction
+    from resnet_cifar.prediction import Prediction
 
-HELP = "classify image files (or folders of them) with a trained checkpoint"
+HELP = "classify image files (or folders of them) with a trained checkpoint or its .onnx export"
 FORMATS = ("table", "json", "csv")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", type=checkpoint_to_use, metavar="CHECKPOINT",
-                        help="a checkpoint written by `resnet-cifar train`, or its run folder (its best checkpoint)")
+                        help="a checkpoint written by `resnet-cifar train`, or its run folder (its best checkpoint), "
+                             "or an .onnx file written by `resnet-cifar export` (run with onnxruntime on the CPU)")
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE_OR_DIR",
                         help="image files, or folders searched recursively for image files")
     parser.add_argument("--top-k", type=int, default=5, metavar="K", help="classes to show per image (default 5)")
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
     parser.add_argument("--explain", type=Path, metavar="DIR",
-                        help="write a Grad-CAM overlay of the predicted class per image into DIR")
+                        help="write a Grad-CAM overlay of the predicted class per image into DIR (checkpoints only)")
     parser.add_argument("--batch-size", type=int, default=64, metavar="N", help="images per forward pass (default 64)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
 
@@ -66,38 +68,52 @@ def image_files(paths: list[Path]) -> Iterator[Path | UserError]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from resnet_cifar.checkpoint import load_checkpoint
-    from resnet_cifar.data.folder import load_image
-    from resnet_cifar.world import resolve_device
-
     if args.top_k < 1:
         raise UserError(f"--top-k must be at least 1, got {args.top_k}.")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}.")
+    if args.checkpoint.suffix.lower() in EXPORT_SUFFIXES["onnx"]:  # run with onnxruntime, without importing torch
+        from resnet_cifar.onnx_model import onnx_predictor
+
+        load, classify = onnx_predictor(args.checkpoint, args.top_k, args.explain, args.device)
+    else:
+        load, classify = checkpoint_predictor(args)
+    predictions: list[Prediction] = []
+    failures = 0
+    batch: list[tuple[Path, Any]] = []
+    for item in image_files(args.images):
+        if isinstance(item, UserError):
+            failures += report(item)
+            continue
+        try:
+            batch.append((item, load(item)))
+        except UserError as error:
+            failures += report(error)
+        if len(batch) == args.batch_size:
+            predictions += classify(batch)
+            batch = []
+    predictions += classify(batch)
+    {"table": print_table, "json": print_json, "csv": print_csv}[args.format](predictions)
+    return 1 if failures else 0
+
+
+def checkpoint_predictor(
+    args: argparse.Namespace,
+) -> tuple[Callable[[Path], torch.Tensor], Callable[[list[tuple[Path, torch.Tensor]]], list[Prediction]]]:
+    """How to read an image file for the checkpoint's model, and how to predict (and explain) a batch of them."""
+    from resnet_cifar.checkpoint import load_checkpoint
+    from resnet_cifar.data.folder import load_image
+    from resnet_cifar.world import resolve_device
+
     if args.explain is not None:
         if args.explain.exists() and not args.explain.is_dir():
             raise UserError(f"--explain {args.explain} is a file; pass a folder for the Grad-CAM pictures.")
         args.explain.mkdir(parents=True, exist_ok=True)
     model = load_checkpoint(args.checkpoint, device=resolve_device(args.device))
     explained: set[str] = set()
-    predictions: list[Prediction] = []
-    failures = 0
     image_size = model.preprocessing.image_size
-    batch: list[tuple[Path, torch.Tensor]] = []
-    for item in image_files(args.images):
-        if isinstance(item, UserError):
-            failures += report(item)
-            continue
-        try:
-            batch.append((item, load_image(item, image_size)))
-        except UserError as error:
-            failures += report(error)
-        if len(batch) == args.batch_size:
-            predictions += predict_batch(model, batch, args.top_k, args.explain, explained)
-            batch = []
-    predictions += predict_batch(model, batch, args.top_k, args.explain, explained)
-    {"table": print_table, "json": print_json, "csv": print_csv}[args.format](predictions)
-    return 1 if failures else 0
+    return ((lambda path: load_image(path, image_size)),
+            (lambda batch: predict_batch(model, batch, args.top_k, args.explain, explained)))
 
 
 def report(error: UserError) -> int:

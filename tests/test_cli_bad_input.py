@@ -120,6 +120,28 @@ CASES = {
                                    "runs on the CPU with onnxruntime"),
     # evaluate
     "evaluate-data-dir-missing": Case("evaluate {ckpt} --data-dir {missing}", "does not exist"),
+    # evaluate: the test sets beyond CIFAR's, corruptions and test-time views
+    "evaluate-cifar101-without-data-dir": Case("evaluate {ckpt} --dataset cifar10.1", "needs --data-dir"),
+    "evaluate-cifar101-files-missing": Case("evaluate {ckpt} --dataset cifar10.1 --data-dir {no_images}",
+                                            "cifar10.1_v6_data.npy is missing"),
+    "evaluate-cifar101-wrong-shape": Case("evaluate {ckpt} --dataset cifar10.1 --data-dir {c101_bad_shape}",
+                                          "the published file holds uint8 images of shape (N, 32, 32, 3)"),
+    "evaluate-cifar101-wrong-dtype": Case("evaluate {ckpt} --dataset cifar10.1 --data-dir {c101_bad_dtype}",
+                                          "holds float64 images"),
+    "evaluate-cifar101-label-count": Case("evaluate {ckpt} --dataset cifar10.1 --data-dir {c101_bad_labels}",
+                                          "has 3 labels for the 4 images beside it"),
+    "evaluate-cifar10c-missing": Case("evaluate {ckpt} --dataset cifar10-c --data-dir {no_images}",
+                                      "No CIFAR-10-C found"),
+    "evaluate-cifar10c-corruption-file-missing": Case("evaluate {ckpt} --dataset cifar10-c --data-dir {c10c} "
+                                                      "--corruptions snow", "snow.npy is missing"),
+    "evaluate-cifar100c-with-a-cifar10-model": Case("evaluate {ckpt} --dataset cifar100-c --data-dir {c10c}",
+                                                    "trained on 10 classes"),
+    "evaluate-unknown-corruption": Case("evaluate {ckpt} --data-dir {data} --corruptions rain",
+                                        "Unknown corruption 'rain'"),
+    "evaluate-severity-6": Case("evaluate {ckpt} --data-dir {data} --corruptions fog --severities 4-6",
+                                "must name severities from 1 to 5"),
+    "evaluate-tta-fraction-0": Case("evaluate {ckpt} --data-dir {data} --tta-fraction 0",
+                                    "--tta-fraction must be above 0"),
     "evaluate-data-dir-a-text-file": Case("evaluate {ckpt} --data-dir {text}",
                                           "is a file, not a folder or a cifar10 archive"),
     "evaluate-empty-val-split": Case("evaluate {ckpt} --data-dir {data} --split val --val-split 0", "split is empty"),
@@ -181,6 +203,8 @@ CASES = {
     "train-whiten-stem-on-a-paper-network": Case(TRAIN + " --model resnet20 --whiten-stem",
                                                  "--model resnet20 cannot take --whiten-stem"),
     "train-epochs-0": Case(TRAIN + " --epochs 0", "epochs"),
+    "train-on-cifar101": Case(TRAIN + " --dataset cifar10.1", "is a test set for evaluation only"),
+    "train-tta-fraction-0": Case(TRAIN + " --tta-fraction 0", "'tta_fraction' must be in (0, 1]"),
 }
 
 # Runs that must succeed; tests below look at what they printed.
@@ -274,6 +298,17 @@ def world(tmp_path_factory) -> Iterator[dict[str, str]]:
                        ("yaml_inf", b"lr: .inf\n")):
         files[name] = root / f"{name}.yaml"
         files[name].write_bytes(text)
+    for name, data, labels in (("c101_bad_shape", np.zeros((4, 3, 32, 32), np.uint8), np.zeros(4, np.int32)),
+                               ("c101_bad_dtype", np.zeros((4, 32, 32, 3)), np.zeros(4, np.int32)),
+                               ("c101_bad_labels", np.zeros((4, 32, 32, 3), np.uint8), np.zeros(3, np.int32))):
+        files[name] = root / name
+        files[name].mkdir()
+        np.save(files[name] / "cifar10.1_v6_data.npy", data)
+        np.save(files[name] / "cifar10.1_v6_labels.npy", labels)
+    files["c10c"] = root / "CIFAR-10-C"
+    files["c10c"].mkdir()
+    np.save(files["c10c"] / "labels.npy", np.zeros(10, np.uint8))
+    np.save(files["c10c"] / "fog.npy", np.zeros((10, 32, 32, 3), np.uint8))
     files["bad_download"] = root / "bad-download"
     (root / "bad-download").mkdir()
     (root / "bad-download" / "cifar-10-python.tar.gz").write_text("<html>503 Service Unavailable</html>\n")

@@ -62,6 +62,23 @@ def download(url: str, target: Path, checksum: str, algorithm: str = "md5") -> N
         tmp.unlink(missing_ok=True)
 
 
+def find_release(data_dir: Path, *, name: str, marker: str, folder: str, archive: str, url: str, checksum: str,
+                 download_missing: bool, size: str = "") -> Path:
+    """A release's extracted folder: `data_dir` itself when it holds the file `marker`, its `folder`/, or that
+    folder unpacked from `archive` beside it, which `download_missing` first fetches (`size`: a note on its size)."""
+    if (data_dir / marker).is_file():
+        return data_dir
+    if (data_dir / folder).is_dir():
+        return data_dir / folder
+    path = data_dir / archive
+    if not path.is_file():
+        if not download_missing:
+            raise UserError(f"No {name} found in {data_dir}: expected {archive} or {folder}/ there; pass --download "
+                            f"to fetch it{size}, or --data-dir pointing at a local copy.")
+        download(url, path, checksum)
+    return extract(path, folder)
+
+
 def extract(archive: Path, top: str) -> Path:
     """Unpack `archive`, which must hold the folder `top`, beside itself; return that folder."""
     destination = archive.parent / top

@@ -23,7 +23,7 @@ import torch
 
 from resnet_cifar.choices import LABELS
 from resnet_cifar.data.splits import Split
-from resnet_cifar.data.archive import download, extract, file_md5
+from resnet_cifar.data.archive import extract, file_md5, find_release
 from resnet_cifar.data.safe_pickle import RefusedPickle, load_data_pickle
 from resnet_cifar.errors import UserError
 
@@ -134,17 +134,8 @@ def locate(release: Release, data_dir: Path, download_missing: bool) -> Path:
     if not data_dir.exists() and not download_missing:
         raise UserError(f"--data-dir {data_dir} does not exist; pass the folder that holds {release.archive} or "
                         f"{release.folder}/, or add --download to fetch {release.name} into it.")
-    if (data_dir / release.meta_file).is_file():
-        return data_dir
-    if (data_dir / release.folder).is_dir():
-        return data_dir / release.folder
-    archive = data_dir / release.archive
-    if not archive.is_file():
-        if not download_missing:
-            raise UserError(f"No {release.name} found in {data_dir}: expected {release.archive} or {release.folder}/ "
-                            "there; pass --download to fetch it, or --data-dir pointing at a local copy.")
-        download(release.url, archive, release.md5)
-    return _extracted(archive, release)
+    return find_release(data_dir, name=release.name, marker=release.meta_file, folder=release.folder,
+                        archive=release.archive, url=release.url, checksum=release.md5, download_missing=download_missing)
 
 
 def _extracted(archive: Path, release: Release) -> Path:

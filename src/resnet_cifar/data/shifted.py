@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from resnet_cifar.choices import CIFAR101_VERSIONS, SEVERITIES
-from resnet_cifar.data.archive import download, extract
+from resnet_cifar.data.archive import download, find_release
 from resnet_cifar.data.cifar import CIFAR10_CLASSES, CIFAR100_CLASSES
 from resnet_cifar.data.splits import Split
 from resnet_cifar.errors import UserError
@@ -92,18 +92,10 @@ def read_cifar101(data_dir: str | Path, version: str = "v6", download_missing: b
 def corrupted_folder(name: str, data_dir: str | Path, download_missing: bool = False) -> Path:
     """The folder of a corrupted release's .npy files: `data_dir` itself, its CIFAR-10-C/ (or CIFAR-100-C/), or
     that folder unpacked from the archive beside it (downloaded first with `download_missing`)."""
-    release, data_dir = CORRUPTED[name], Path(data_dir)
-    if (data_dir / "labels.npy").is_file():
-        return data_dir
-    if (data_dir / release.folder).is_dir():
-        return data_dir / release.folder
-    archive = data_dir / release.archive
-    if not archive.is_file():
-        if not download_missing:
-            raise UserError(f"No {release.folder} found in {data_dir}: expected {release.folder}/ or {release.archive} "
-                            f"there; pass --download to fetch it (2.9 GB), or --data-dir pointing at a local copy.")
-        download(release.url, archive, release.md5)
-    return extract(archive, release.folder)
+    release = CORRUPTED[name]
+    return find_release(Path(data_dir), name=release.folder, marker="labels.npy", folder=release.folder,
+                        archive=release.archive, url=release.url, checksum=release.md5, download_missing=download_missing,
+                        size=" (2.9 GB)")
 
 
 def read_corrupted(folder: Path, corruption: str, severity: int, num_classes: int) -> Split:

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from resnet_cifar.data import Loader, Split
+from resnet_cifar.data.augment import ColorJitter
 from resnet_cifar.data.preprocessing import Preprocessing
 from resnet_cifar.errors import UserError
 
@@ -125,6 +126,29 @@ def test_cutout_zeroes_a_square_after_normalisation():
         full_squares += height == width == 6
         assert torch.allclose(image[~zero], torch.tensor(expected))
     assert full_squares > 5
+
+
+def test_brightness_and_contrast_jitter_each_image_by_its_own_draw_after_normalisation():
+    split = make_split(48)
+    jitter = ColorJitter(brightness=0.5, contrast=0.25)
+    plain = Loader(split, batch_size=16, device="cpu", train=True, **IDENTITY)
+    jittered = Loader(split, batch_size=16, device="cpu", train=True, jitter=jitter, **IDENTITY)
+    (x, y), (x0, y0) = collect(jittered, epoch=1), collect(plain, epoch=1)
+    assert torch.equal(y, y0)  # the jitter has its own random stream: order and crops are untouched
+    flat, flat0 = x.flatten(1).double(), x0.flatten(1).double()
+    # Per image, x = (x0 + b) * c: a straight line through the plain pixels, slope c and intercept b * c.
+    slope = ((flat - flat.mean(1, keepdim=True)) * (flat0 - flat0.mean(1, keepdim=True))).sum(1) / (
+        (flat0 - flat0.mean(1, keepdim=True)) ** 2).sum(1)
+    shift = (flat.mean(1) - slope * flat0.mean(1)) / slope
+    assert torch.allclose(flat, (flat0 + shift[:, None]) * slope[:, None], atol=1e-3)
+    assert ((0.75 <= slope) & (slope <= 1.25)).all() and ((-0.5 <= shift) & (shift <= 0.5)).all()
+    assert len(set(slope.round(decimals=4).tolist())) == len(slope)  # each image its own draw
+    assert torch.equal(collect(jittered, epoch=1, start_batch=1)[0], x[16:])  # resumable mid-epoch
+    assert not torch.equal(collect(jittered, epoch=2)[0], collect(plain, epoch=2)[0])
+    evaluation = Loader(split, batch_size=16, device="cpu", train=False, jitter=jitter, **IDENTITY)
+    assert torch.equal(collect(evaluation)[0], split.images.float())
+    with pytest.raises(UserError, match="--contrast must be in"):
+        ColorJitter(brightness=0.1, contrast=1.0)
 
 
 def test_evaluation_keeps_order_every_sample_and_no_augmentation():

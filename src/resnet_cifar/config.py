@@ -129,6 +129,10 @@ class TrainConfig:
                                          limits=Range(0, closed=True, high=MAGNITUDE_BINS - 1, high_closed=True))
     random_erasing: float = setting(0.0, "data", "probability of erasing a random box of each training image "
                                     "(after normalisation, so it takes the mean colour; 0: off)", limits=PROBABILITY)
+    brightness: float = setting(0.0, "data", "shift each training image's normalised pixels by a uniform draw in "
+                                "[-X, X] (0: off)", limits=NON_NEGATIVE)
+    contrast: float = setting(0.0, "data", "scale each training image's normalised pixels by a uniform draw in "
+                              "[1 - X, 1 + X] (0: off)", limits=FRACTION)
     mixup: float = setting(0.0, "data", "MixUp's Beta alpha: each batch blended with itself shuffled (0: off)",
                            limits=NON_NEGATIVE)
     cutmix: float = setting(0.0, "data", "CutMix's Beta alpha: a box of each image replaced by another's; with "

@@ -423,6 +423,36 @@ class RandomErasing:
         return x.masked_fill(box_mask(top, left, box_h, box_w, x.shape[-2], x.shape[-1]), 0.0)
 
 
+class ColorJitter:
+    """Shift each image's brightness and scale its contrast by its own uniform draws, on the normalised batch.
+
+    hiverge's cifar10-speedrun (2025) adds this to airbench94_muon's crops and flips:
+    x + b, then times c, with b in [-brightness, brightness] and c in [1 - contrast,
+    1 + contrast]. On normalised pixels (mean 0) the shift moves every channel by
+    b standard deviations and the scale stretches values about the mean colour.
+    """
+
+    def __init__(self, brightness: float, contrast: float) -> None:
+        if brightness < 0 or not 0 <= contrast < 1:
+            raise UserError(f"--brightness must not be negative and --contrast must be in [0, 1); got {brightness} "
+                            f"and {contrast}.")
+        self.brightness, self.contrast = brightness, contrast
+
+    @property
+    def active(self) -> bool:
+        return self.brightness > 0 or self.contrast > 0
+
+    def plan(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """float32 [2, n]: each image's shift and contrast factor."""
+        shift = rng.uniform(-self.brightness, self.brightness, n)
+        scale = 1 + rng.uniform(-self.contrast, self.contrast, n)
+        return np.stack([shift, scale]).astype(np.float32)
+
+    def apply(self, x: torch.Tensor, plan: torch.Tensor) -> torch.Tensor:
+        """x (float [B, C, H, W], normalised) shifted and scaled per image; `plan`: this batch's columns."""
+        return (x + plan[0].view(-1, 1, 1, 1)) * plan[1].view(-1, 1, 1, 1)
+
+
 def box_mask(top: torch.Tensor, left: torch.Tensor, box_h: torch.Tensor | int, box_w: torch.Tensor | int,
              height: int, width: int) -> torch.Tensor:
     """bool [B, 1, height, width]: True inside each image's box (int64 [B] corners, sides [B] or one for all).

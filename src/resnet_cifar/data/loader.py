@@ -11,7 +11,8 @@ tensor operations there (the airbench approach):
      the output may be smaller than the image (`crop_size`);
   2. an augmentation policy (AutoAugment, RandAugment, TrivialAugmentWide)
      transforms the uint8 batch, each image by its own draw;
-  3. the uint8 pixels become float32, normalised as the run's `Preprocessing` says;
+  3. the uint8 pixels become float32, normalised as the run's `Preprocessing` says,
+     then each image's brightness and contrast jittered when asked;
   4. cutout zeroes a square per image and random erasing a box (after
      normalisation, so they take the mean colour, as in DeVries & Taylor 2017);
   5. the preprocessing's resize feeds models that expect larger inputs.
@@ -21,7 +22,7 @@ gather moves whole pixels rather than single bytes: about ten times faster on a
 CPU, for a third more memory than plain uint8.
 
 All randomness of an epoch (the permutation, shifts, flips, cutout positions,
-the policy's and the erasing's draws) is drawn up front from (seed, epoch) on the
+the policy's, the jitter's and the erasing's draws) is drawn up front from (seed, epoch) on the
 CPU, each kind from its own stream, and copied to the device once,
 so a batch depends only on (seed, epoch, batch index): `epoch(e, start_batch=k)`
 resumes mid-epoch exactly, and CPU and GPU draw the same random choices.
@@ -38,7 +39,7 @@ import torch
 
 from resnet_cifar.choices import FLIPS, PADDING_MODES
 from resnet_cifar.data.splits import Split
-from resnet_cifar.data.augment import AugmentPolicy, RandomErasing, box_mask
+from resnet_cifar.data.augment import AugmentPolicy, ColorJitter, RandomErasing, box_mask
 from resnet_cifar.data.preprocessing import Preprocessing
 from resnet_cifar.errors import UserError
 
@@ -53,6 +54,7 @@ class Stream(IntEnum):
     POLICY = 2
     ERASING = 3
     MIXING = 4
+    JITTER = 5
 
 
 class Loader:
@@ -61,6 +63,7 @@ class Loader:
     def __init__(self, split: Split, *, batch_size: int, device: str | torch.device, preprocessing: Preprocessing,
                  train: bool, crop_padding: int = 0, padding_mode: str = "reflect", flip: str = "none", cutout: int = 0,
                  policy: AugmentPolicy | None = None, erasing: RandomErasing | None = None,
+                 jitter: ColorJitter | None = None,
                  channels_last: bool = True, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
         n, channels, height, width = split.images.shape
         _check_settings(channels, height, width, batch_size, crop_padding, padding_mode, flip, cutout, rank, world_size)
@@ -74,6 +77,7 @@ class Loader:
         self.cutout = cutout if train else 0
         self.policy = policy if train and policy is not None and policy.steps else None
         self.erasing = erasing if train and erasing is not None and erasing.p > 0 else None
+        self.jitter = jitter if train and jitter is not None and jitter.active else None
         self.channels_last = channels_last
         self.seed = seed % 2**64
         self.rank = rank
@@ -123,12 +127,13 @@ class Loader:
         plan = self._plan(epoch, size)
         policy_plan = self._draws(epoch, Stream.POLICY, self.policy)
         erasing_plan = self._draws(epoch, Stream.ERASING, self.erasing)
+        jitter_plan = self._draws(epoch, Stream.JITTER, self.jitter)
         for k in range(start_batch, len(self)):
             part = slice(k * self.batch_size, (k + 1) * self.batch_size)
-            yield self._batch(plan[:, part], size, policy_plan[:, part] if policy_plan is not None else None,
-                              erasing_plan[:, part] if erasing_plan is not None else None)
+            yield self._batch(plan[:, part], size, *(draws[:, part] if draws is not None else None
+                                                     for draws in (policy_plan, erasing_plan, jitter_plan)))
 
-    def _draws(self, epoch: int, stream: int, augmentation: AugmentPolicy | RandomErasing | None
+    def _draws(self, epoch: int, stream: int, augmentation: AugmentPolicy | RandomErasing | ColorJitter | None
                ) -> torch.Tensor | None:
         """An augmentation's draws for this rank's samples of `epoch` (one column per sample), on the device."""
         if augmentation is None:
@@ -164,7 +169,8 @@ class Loader:
         return torch.from_numpy(np.ascontiguousarray(plan)).to(self.device)
 
     def _batch(self, plan: torch.Tensor, size: tuple[int, int], policy_plan: torch.Tensor | None,
-               erasing_plan: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+               erasing_plan: torch.Tensor | None, jitter_plan: torch.Tensor | None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
         index, dy, dx, flip, cy, cx = plan
         b, h, w = len(index), self.height, self.width
         (oh, ow), out_rows, out_cols = size, self._rows[:size[0]], self._cols[:size[1]]
@@ -184,6 +190,8 @@ class Loader:
         x = torch.empty(b, 3, oh, ow, dtype=torch.float32, device=self.device)
         x.copy_(images)
         x.view(b, 3, oh * ow).mul_(self._scale).add_(self._shift)
+        if self.jitter is not None:
+            x = self.jitter.apply(x, jitter_plan)
         if self.cutout:
             x.masked_fill_(box_mask(cy - self.cutout // 2, cx - self.cutout // 2, self.cutout, self.cutout, oh, ow), 0.0)
         if self.erasing is not None:

@@ -17,7 +17,7 @@ import torch
 
 from resnet_cifar.config import TrainConfig, train_crop_size
 from resnet_cifar.data import Dataset, Loader, Split, load_dataset
-from resnet_cifar.data.augment import AugmentPolicy, RandomErasing
+from resnet_cifar.data.augment import AugmentPolicy, ColorJitter, RandomErasing
 from resnet_cifar.data.loader import Stream
 from resnet_cifar.data.preprocessing import Preprocessing
 from resnet_cifar.errors import UserError
@@ -109,7 +109,8 @@ def build_run(config: TrainConfig, world: World, dataset: Dataset | None = None,
     policy = AugmentPolicy(config.augment, num_ops=config.randaugment_ops, magnitude=config.randaugment_magnitude)
     train_loader = Loader(dataset.train, train=True, crop_padding=config.crop_padding,
                           padding_mode=config.padding_mode, flip=config.flip, cutout=config.cutout, policy=policy,
-                          erasing=RandomErasing(config.random_erasing), **options)
+                          erasing=RandomErasing(config.random_erasing),
+                          jitter=ColorJitter(config.brightness, config.contrast), **options)
     val_loader = Loader(dataset.val, train=False, **options) if dataset.val is not None else None
     model_kwargs = _model_kwargs(config, dataset.num_classes)
     model = create_model(config.model, **model_kwargs)

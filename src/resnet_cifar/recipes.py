@@ -154,14 +154,16 @@ RECIPES: dict[str, Recipe] = {
     ),
     "fast": Recipe(
         "the quickest way to high accuracy, the default with CUDA: airbench94_muon's recipe on fastresnet8, 12 "
-        "epochs (the first 5 on 24-pixel crops), batches of 2,000, 0.29 PFLOPs; measured over 3 seeds: 90.35% "
-        "validation on an H200 (12 epochs in 2.1-2.2 s once cuDNN is tuned), 90.57% on a 2-core CPU in 49 minutes "
-        "of training each, 6 GB (docs/benchmarks.md)",
+        "epochs (the first 5 on 24-pixel crops), batches of 2,000, 0.29 PFLOPs; measured over 3 seeds before its "
+        "brightness/contrast jitter and selective TTA (2026-12-07, not measured since): 90.35% validation on an H200 "
+        "(12 epochs in 2.1-2.2 s once cuDNN is tuned), 90.57% on a 2-core CPU in 49 minutes of training each, 6 GB "
+        "(docs/benchmarks.md)",
         FAST,
     ),
     "cpu": Recipe(
-        "the default without CUDA: fast at batches of 500, for half the memory; measured over 3 seeds on a "
-        "2-core CPU: 90.49% validation, 17-19 minutes from start to end, 2.95 GB at most (docs/benchmarks.md)",
+        "the default without CUDA: fast at batches of 500, for half the memory; measured over 2 seeds on a "
+        "2-core CPU: 90.65% validation, 30 minutes from start to end in a slow hour (0.89x the recipe before its "
+        "2026-12-07 changes, 90.51% then), 2.8 GB at most (docs/benchmarks.md)",
         {
             **FAST,
             # A CPU gains nothing from batches of 2,000 (a step of 500 runs at the same images/s) and they need

@@ -161,9 +161,9 @@ RECIPES: dict[str, Recipe] = {
         FAST,
     ),
     "cpu": Recipe(
-        "the default without CUDA: fast at batches of 500, for half the memory; measured over 2 seeds on a "
-        "2-core CPU: 90.65% validation, 30 minutes from start to end in a slow hour (0.89x the recipe before its "
-        "2026-12-07 changes, 90.51% then), 2.8 GB at most (docs/benchmarks.md)",
+        "the default without CUDA: fast at batches of 500, for half the memory; measured over 3 seeds on a "
+        "2-core CPU: 90.50% validation, 30 minutes from start to end in a slow hour (0.89x the recipe before its "
+        "2026-12-07 changes), 2.8 GB at most (docs/benchmarks.md)",
         {
             **FAST,
             # A CPU gains nothing from batches of 2,000 (a step of 500 runs at the same images/s) and they need

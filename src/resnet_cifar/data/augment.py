@@ -449,8 +449,8 @@ class ColorJitter:
         return np.stack([shift, scale]).astype(np.float32)
 
     def apply(self, x: torch.Tensor, plan: torch.Tensor) -> torch.Tensor:
-        """x (float [B, C, H, W], normalised) shifted and scaled per image; `plan`: this batch's columns."""
-        return (x + plan[0].view(-1, 1, 1, 1)) * plan[1].view(-1, 1, 1, 1)
+        """x (float [B, C, H, W], normalised) shifted and scaled per image, in place; `plan`: this batch's columns."""
+        return x.add_(plan[0].view(-1, 1, 1, 1)).mul_(plan[1].view(-1, 1, 1, 1))
 
 
 def box_mask(top: torch.Tensor, left: torch.Tensor, box_h: torch.Tensor | int, box_w: torch.Tensor | int,

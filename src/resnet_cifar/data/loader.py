@@ -191,7 +191,7 @@ class Loader:
         x.copy_(images)
         x.view(b, 3, oh * ow).mul_(self._scale).add_(self._shift)
         if self.jitter is not None:
-            x = self.jitter.apply(x, jitter_plan)
+            self.jitter.apply(x, jitter_plan)
         if self.cutout:
             x.masked_fill_(box_mask(cy - self.cutout // 2, cx - self.cutout // 2, self.cutout, self.cutout, oh, ow), 0.0)
         if self.erasing is not None:
